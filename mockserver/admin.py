@@ -1,0 +1,151 @@
+"""The ``/__mock/`` routes: health, journal, scenario selection and reset.
+
+Admin answers use the contract's ApiError shape for errors, carry a request id
+like every other answer, and draw no randomness from the seeded generator, so a
+seeded run gives the same contract bodies however often the admin API is called.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import random
+import string
+from typing import Any, Awaitable, Callable
+
+from aiohttp import web
+
+from .app import MOCK, json_response
+from .errors import UNAUTHORISED, ApiProblem, problem
+from .scenarios import UnknownScenario
+
+PREFIX = "/__mock"
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_ids = random.SystemRandom()
+_ALNUM = string.ascii_letters + string.digits
+
+
+def register(app: web.Application, admin_token: str | None = None) -> None:
+    """Add every admin route; with ``admin_token`` all but health require it."""
+    guard = _guard(admin_token)
+    routes: list[tuple[str, str, Handler, bool]] = [
+        ("GET", "/health", health, False),
+        ("GET", "/requests", list_requests, True),
+        ("DELETE", "/requests", clear_requests, True),
+        ("GET", "/scenario", get_scenario, True),
+        ("PUT", "/scenario", put_scenario, True),
+        ("GET", "/scenarios", list_scenarios, True),
+        ("POST", "/reset", reset, True),
+    ]
+    allowed: dict[str, list[str]] = {}
+    for method, path, handler, guarded in routes:
+        app.router.add_route(method, PREFIX + path, guard(handler) if guarded else handler)
+        allowed.setdefault(PREFIX + path, []).append(method)
+    for path, methods in allowed.items():
+        app.router.add_route("*", path, _not_allowed(methods))
+
+
+def answer(request: web.Request, status: int, value: Any) -> web.Response:
+    header = request.app[MOCK].engine.contract.request_id.header
+    prefix = request.app[MOCK].engine.contract.request_id.prefix
+    length = request.app[MOCK].engine.contract.request_id.length
+    return json_response(status, value, header, prefix + "".join(_ids.choices(_ALNUM, k=length)))
+
+
+def failure(request: web.Request, failed: ApiProblem) -> web.Response:
+    out = answer(request, failed.status, failed.body())
+    for name, value in failed.headers:
+        out.headers[name] = value
+    return out
+
+
+def _guard(token: str | None) -> Callable[[Handler], Handler]:
+    def wrap(handler: Handler) -> Handler:
+        if token is None:
+            return handler
+
+        async def guarded(request: web.Request) -> web.StreamResponse:
+            sent = request.headers.get("X-Admin-Token", "")
+            auth = request.headers.get("Authorization", "")
+            if auth.lower().startswith("bearer "):
+                sent = sent or auth[7:].strip()
+            if not sent or not hmac.compare_digest(sent.encode(), token.encode()):
+                return failure(request, problem(401, UNAUTHORISED,
+                                                "This admin route needs the admin token (X-Admin-Token or Authorization: Bearer)."))
+            return await handler(request)
+
+        return guarded
+
+    return wrap
+
+
+def _not_allowed(methods: list[str]) -> Handler:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        listed = ", ".join(sorted(methods))
+        return failure(request, problem(405, message=f"{request.method} is not allowed on {request.path}; allowed: {listed}",
+                                        headers=[("Allow", listed)]))
+    return handler
+
+
+async def health(request: web.Request) -> web.Response:
+    return answer(request, 200, {"status": "ok"})
+
+
+async def list_requests(request: web.Request) -> web.Response:
+    journal = request.app[MOCK].journal
+    status = request.query.get("status")
+    if status is not None and not status.isdigit():
+        return failure(request, problem(400, message="status must be a number"))
+    entries = journal.snapshot(path=request.query.get("path"), method=request.query.get("method"),
+                               status=int(status) if status else None)
+    return answer(request, 200, {"requests": entries, "dropped": journal.dropped})
+
+
+async def clear_requests(request: web.Request) -> web.Response:
+    journal = request.app[MOCK].journal
+    cleared = len(journal)
+    journal.clear()
+    return answer(request, 200, {"cleared": cleared})
+
+
+async def get_scenario(request: web.Request) -> web.Response:
+    return answer(request, 200, request.app[MOCK].book.state())
+
+
+async def put_scenario(request: web.Request) -> web.Response:
+    """``{"name": NAME|null}`` server-wide, or with ``api_key``/``token`` for one client."""
+    book = request.app[MOCK].book
+    try:
+        payload = json.loads(await request.text())
+    except (ValueError, UnicodeDecodeError):
+        return failure(request, problem(400, message='Send a JSON object such as {"name": "revoked-key"}'))
+    if not isinstance(payload, dict) or "name" not in payload:
+        return failure(request, problem(400, message='Send a JSON object with "name" (a scenario name or null)'))
+    name = payload["name"]
+    unknown = set(payload) - {"name", "api_key", "token"}
+    if unknown:
+        return failure(request, problem(400, message=f"Unknown key(s) {sorted(unknown)}; allowed: name, api_key, token"))
+    if name is not None and not isinstance(name, str):
+        return failure(request, problem(400, field="name", message="name must be a string or null"))
+    kind = "api_key" if "api_key" in payload else "token" if "token" in payload else None
+    credential = payload.get(kind) if kind else None
+    if kind and (not isinstance(credential, str) or not credential):
+        return failure(request, problem(400, field=kind, message=f"{kind} must be a non-empty string"))
+    if "api_key" in payload and "token" in payload:
+        return failure(request, problem(400, message="Bind to api_key or token, not both"))
+    try:
+        book.select(name, kind, credential)
+    except UnknownScenario:
+        known = ", ".join(sorted(book.scenarios)) or "none loaded"
+        return failure(request, problem(400, field="name", message=f"Unknown scenario {name!r}; known: {known}"))
+    return answer(request, 200, book.state())
+
+
+async def list_scenarios(request: web.Request) -> web.Response:
+    return answer(request, 200, {"scenarios": request.app[MOCK].book.listing()})
+
+
+async def reset(request: web.Request) -> web.Response:
+    mock = request.app[MOCK]
+    mock.reset()
+    return answer(request, 200, {"status": "reset", "scenario": mock.book.state()})

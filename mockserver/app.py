@@ -1,0 +1,177 @@
+"""The aiohttp adapter: HTTP request -> engine -> HTTP response. The only code that speaks HTTP.
+
+It holds no contract knowledge: it reads the body (bounded), turns the request into
+a :class:`MockRequest`, hands it to the engine, applies delays and faults, writes
+the answer, logs one line and records the journal entry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, AsyncIterator
+
+from aiohttp import web
+
+from .contract import Contract, load_contract
+from .engine import Engine, MockRequest, MockResponse, Options, dump
+from .errors import problem
+from .generation import Generator
+from .journal import DEFAULT_LIMIT, Journal
+from .scenarios import ScenarioBook, load_scenarios
+
+access_log = logging.getLogger("mockserver.access")
+log = logging.getLogger("mockserver")
+
+JSON = "application/json"
+RELOAD_INTERVAL_S = 1.0
+
+
+@dataclass
+class Mock:
+    """Everything one running mock holds; shared by the adapter, the admin API and the plugin."""
+
+    engine: Engine
+    journal: Journal
+
+    @property
+    def book(self) -> ScenarioBook:
+        return self.engine.book
+
+    def reset(self) -> None:
+        """Back to the start-up state: journal, counters, bindings and run-time scenario."""
+        self.journal.clear()
+        self.book.reset()
+
+
+MOCK = web.AppKey("mockserver", Mock)
+
+
+def build_mock(spec_dir: Path | str | None = None, scenarios_dir: Path | str | None = None,
+               scenario: str | None = None, seed: int | None = None, strict: bool = False,
+               max_body_bytes: int = 1024 * 1024, journal_limit: int = DEFAULT_LIMIT,
+               contract: Contract | None = None) -> Mock:
+    """Load, check and compile everything; raises LoadError/LoadErrors before anything listens."""
+    contract = contract or load_contract(spec_dir)
+    scenarios = load_scenarios(scenarios_dir, contract)
+    book = ScenarioBook(scenarios, default=scenario,
+                        directory=Path(scenarios_dir) if scenarios_dir else None, contract=contract)
+    engine = Engine(contract, book, Generator(seed), Options(strict=strict, max_body_bytes=max_body_bytes))
+    secret_headers = {s.header for op in contract.operations for s in op.security}
+    journal = Journal(journal_limit, contract.write_only_fields(), secret_headers)
+    return Mock(engine, journal)
+
+
+def create_app(spec_dir: Path | str | None = None, scenarios_dir: Path | str | None = None,
+               scenario: str | None = None, seed: int | None = None, strict: bool = False,
+               max_body_bytes: int = 1024 * 1024, journal_limit: int = DEFAULT_LIMIT,
+               admin_token: str | None = None, hot_reload: bool = True,
+               mock: Mock | None = None) -> web.Application:
+    """An aiohttp Application serving the mock; hand it to ``aiohttp_client`` or any runner."""
+    from . import admin
+
+    mock = mock or build_mock(spec_dir, scenarios_dir, scenario, seed, strict, max_body_bytes, journal_limit)
+    app = web.Application(client_max_size=max_body_bytes + 1)
+    app[MOCK] = mock
+    admin.register(app, admin_token)
+    app.router.add_route("*", "/{tail:.*}", handle)
+    if hot_reload and mock.book.directory is not None:
+        app.cleanup_ctx.append(_reload_scenarios)
+    return app
+
+
+async def handle(request: web.Request) -> web.StreamResponse:
+    """Every contract request goes through here."""
+    mock = request.app[MOCK]
+    started = time.perf_counter()
+    received_at = time.time()
+    body, too_large = await read_body(request, mock.engine.options.max_body_bytes)
+    req = MockRequest(
+        method=request.method,
+        path=request.path,
+        query={k: v for k, v in request.query.items()},
+        headers={k.lower(): v for k, v in request.headers.items()},
+        body=body,
+        body_too_large=too_large,
+    )
+    try:
+        resp = mock.engine.handle(req)
+    except Exception:  # a bug of ours must not take the server down or show a traceback
+        log.exception("internal error while answering %s %s", req.method, req.path)
+        resp = mock.engine.error_response(problem(500))
+    if too_large:  # the rest of the body is still on the wire: do not reuse the connection
+        resp = replace(resp, close=True)
+    if resp.delay_ms:
+        await asyncio.sleep(resp.delay_ms / 1000)
+    duration_ms = (time.perf_counter() - started) * 1000
+    mock.journal.record(req, resp, received_at, duration_ms)
+    if access_log.isEnabledFor(logging.INFO):
+        access_log.info("%s %s %d %.1fms %s%s", req.method, req.path, resp.status, duration_ms,
+                        resp.request_id, f" scenario={resp.scenario} rule={resp.rule}" if resp.scenario else "")
+    if resp.fault == "reset":
+        return _reset(request)
+    return to_http(resp, mock.engine.contract.request_id.header)
+
+
+def to_http(resp: MockResponse, request_id_header: str) -> web.Response:
+    out = web.Response(status=resp.status, body=resp.body)
+    out.headers["Content-Type"] = JSON
+    out.headers[request_id_header] = resp.request_id
+    for name, value in resp.headers:
+        out.headers[name] = value
+    if resp.close:
+        out.force_close()
+    return out
+
+
+def _reset(request: web.Request) -> web.StreamResponse:
+    """Drop the connection without an answer, as a crashed upstream would."""
+    transport = request.transport
+    if transport is not None:
+        transport.abort()
+    raise asyncio.CancelledError()
+
+
+async def read_body(request: web.Request, limit: int) -> tuple[bytes, bool]:
+    """The body, or (b'', True) as soon as it is known to exceed ``limit``; never reads past it."""
+    if request.content_length is not None and request.content_length > limit:
+        return b"", True
+    if not request.can_read_body:
+        return b"", False
+    chunks = []
+    size = 0
+    async for chunk in request.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            return b"", True
+        chunks.append(chunk)
+    return b"".join(chunks), False
+
+
+async def _reload_scenarios(app: web.Application) -> AsyncIterator[None]:
+    book = app[MOCK].book
+
+    async def poll() -> None:
+        while True:
+            await asyncio.sleep(RELOAD_INTERVAL_S)
+            try:
+                book.refresh()
+            except Exception:  # never let a reload problem stop the server
+                log.exception("scenario reload failed")
+
+    task = asyncio.create_task(poll())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+def json_response(status: int, value: Any, request_id_header: str, request_id: str) -> web.Response:
+    out = web.Response(status=status, body=dump(value))
+    out.headers["Content-Type"] = JSON
+    out.headers[request_id_header] = request_id
+    return out

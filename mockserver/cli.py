@@ -1,0 +1,128 @@
+"""Command line: ``mockserver serve`` and ``mockserver check``.
+
+``run(argv, stdout, stderr) -> int`` does all the work so it can be tested without a
+subprocess; ``main()`` only calls ``sys.exit``. Load problems are printed as one
+line per broken file, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+from typing import Sequence, TextIO
+
+from . import __version__
+from .app import build_mock, create_app
+from .contract import default_spec_dir, load_contract
+from .errors import LoadError, LoadErrors
+from .journal import DEFAULT_LIMIT
+from .scenarios import UnknownScenario, load_scenarios
+from .server import serve_until_signal
+
+
+def default_scenarios_dir() -> Path | None:
+    """The bundled scenario library, next to the bundled spec."""
+    candidate = default_spec_dir().parent / "scenarios"
+    return candidate if candidate.is_dir() else None
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mockserver", description="Contract mock of the Solvimon webhooks API.")
+    parser.add_argument("--version", action="version", version=f"mockserver {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="serve the mock")
+    serve.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8080, help="port (default 8080; 0 picks a free one)")
+    _common(serve)
+    serve.add_argument("--scenario", default=None, help="scenario answering every request (default: none)")
+    serve.add_argument("--seed", type=int, default=None, help="make bodies and request ids reproducible")
+    serve.add_argument("--strict", action="store_true", help="reject body fields the contract does not name")
+    serve.add_argument("--max-body-bytes", type=int, default=1024 * 1024, help="largest accepted body (default 1 MiB)")
+    serve.add_argument("--journal-limit", type=int, default=DEFAULT_LIMIT,
+                       help=f"requests kept in the journal (default {DEFAULT_LIMIT})")
+    serve.add_argument("--admin-token", default=None, help="require this token on /__mock/ routes (not health)")
+    serve.add_argument("--shutdown-grace", type=float, default=5.0,
+                       help="seconds in-flight requests get to finish on SIGTERM (default 5)")
+    serve.add_argument("--no-reload", action="store_true", help="do not reload changed scenario files")
+    serve.add_argument("--log-level", default="INFO", type=str.upper,
+                       choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], help="default INFO")
+
+    check = commands.add_parser("check", help="check the spec and scenario files, report every problem")
+    _common(check)
+    return parser
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--spec-dir", type=Path, default=None, help="contract directory (default: the bundled spec)")
+    parser.add_argument("--scenarios-dir", type=Path, default=None,
+                        help="scenario directory (default: the bundled scenario library)")
+
+
+def run(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
+    """Parse ``argv`` and run the command; returns the exit status."""
+    out = stdout or sys.stdout
+    err = stderr or sys.stderr
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    scenarios_dir = args.scenarios_dir if args.scenarios_dir is not None else default_scenarios_dir()
+    if args.command == "check":
+        return _check(args.spec_dir, scenarios_dir, out, err)
+    return _serve(args, scenarios_dir, out, err)
+
+
+def _check(spec_dir: Path | None, scenarios_dir: Path | None, out: TextIO, err: TextIO) -> int:
+    try:
+        contract = load_contract(spec_dir)
+    except (LoadError, LoadErrors) as exc:
+        _report(exc, err)
+        return 1
+    try:
+        scenarios = load_scenarios(scenarios_dir, contract)
+    except (LoadError, LoadErrors) as exc:
+        _report(exc, err)
+        return 1
+    print(f"ok: {contract.spec_dir}: {len(contract.operations)} operation(s); "
+          f"{len(scenarios)} scenario(s)" + (f" in {scenarios_dir}" if scenarios_dir else ""), file=out)
+    return 0
+
+
+def _report(exc: LoadError | LoadErrors, err: TextIO) -> None:
+    errors = exc.errors if isinstance(exc, LoadErrors) else [exc]
+    for error in errors:
+        print(f"mockserver: error: {error}", file=err)
+
+
+def _serve(args: argparse.Namespace, scenarios_dir: Path | None, out: TextIO, err: TextIO) -> int:
+    logging.basicConfig(level=args.log_level, stream=err,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        mock = build_mock(args.spec_dir, scenarios_dir, args.scenario, args.seed, args.strict,
+                          args.max_body_bytes, args.journal_limit)
+    except (LoadError, LoadErrors) as exc:
+        _report(exc, err)
+        return 1
+    except UnknownScenario as exc:
+        print(f"mockserver: error: unknown scenario {exc.args[0]!r} (see `mockserver check`)", file=err)
+        return 1
+    app = create_app(mock=mock, admin_token=args.admin_token, hot_reload=not args.no_reload)
+
+    def ready(url: str) -> None:
+        print(f"listening on {url}", file=out, flush=True)
+
+    try:
+        asyncio.run(serve_until_signal(app, args.host, args.port, ready, args.shutdown_grace))
+    except OSError as exc:
+        print(f"mockserver: error: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=err)
+        return 1
+    return 0
+
+
+def main() -> None:
+    sys.exit(run())

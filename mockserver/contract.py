@@ -1,0 +1,468 @@
+"""Read ``spec/``, check every file, resolve ``$ref``s and compile validators once.
+
+The spec directory holds:
+
+* ``contract.json``: contract-wide facts (the error schema, the request-id header);
+* ``schemas/*.json``: JSON Schema (Draft 2020-12) documents;
+* ``operations/*.json``: one file per operation (method, path, parameters,
+  security, request body, responses), checked against a shipped meta-schema.
+
+Everything after this module works on fully resolved schemas (no ``$ref`` left),
+so validation, generation and the OpenAPI document never touch the registry or
+the files again. A problem in any file raises :class:`LoadError` naming the
+file and the line.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path, PurePosixPath
+from typing import Any, Iterator, Mapping
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError, ValidationError
+from referencing import Registry
+from referencing.exceptions import Unresolvable
+from referencing.jsonschema import DRAFT202012
+
+from .errors import INVALID_FIELD, LoadError, LoadErrors, format_path, line_of
+from .formats import FORMAT_CHECKER
+
+_BASE_URI = "https://spec.mockserver.invalid/"
+# Keys whose values are data, not subschemas: never walked for $ref.
+_DATA_KEYWORDS = frozenset({"const", "enum", "default", "examples", "example", "x-faker"})
+# Keys that only annotate; a $ref sibling with one of these overrides the target.
+_ANNOTATIONS = frozenset({
+    "title", "description", "default", "examples", "readOnly", "writeOnly",
+    "deprecated", "x-faker", "$comment",
+})
+
+
+def default_spec_dir() -> Path:
+    """The bundled contract: inside the installed package, or ``spec/`` of a source checkout."""
+    bundled = Path(str(resources.files("mockserver"))) / "_bundled" / "spec"
+    if bundled.is_dir():
+        return bundled
+    return Path(__file__).resolve().parent.parent / "spec"
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """A path, query or header parameter with its compiled validator."""
+
+    name: str
+    schema: dict[str, Any]
+    validator: Draft202012Validator
+    required: bool
+    error_code: str
+    description: str | None
+
+
+@dataclass(frozen=True)
+class SecurityScheme:
+    """One accepted way to authenticate; an operation accepts any one of its schemes."""
+
+    kind: str  # "apiKey" or "bearer"
+    header: str  # lower-case header name the credential travels in
+
+
+@dataclass(frozen=True)
+class RequestBody:
+    """The body an operation accepts, with a lenient and a strict validator."""
+
+    content_type: str
+    schema: dict[str, Any]
+    validator: Draft202012Validator
+    strict_validator: Draft202012Validator
+    required: bool
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    description: str
+    schema: dict[str, Any]
+    validator: Draft202012Validator
+
+
+@dataclass(frozen=True)
+class Operation:
+    operation_id: str
+    method: str
+    path: str
+    path_regex: re.Pattern[str]
+    literal_segments: int
+    summary: str | None
+    permission: str | None
+    path_params: Mapping[str, Parameter]
+    query_params: Mapping[str, Parameter]
+    header_params: Mapping[str, Parameter]
+    security: tuple[SecurityScheme, ...]
+    request_body: RequestBody | None
+    responses: Mapping[int, Response]
+    source: str
+
+    def match_path(self, path: str) -> dict[str, str] | None:
+        """Path parameters if ``path`` fits this operation's template, else None."""
+        m = self.path_regex.match(path)
+        return m.groupdict() if m else None
+
+
+@dataclass(frozen=True)
+class RequestId:
+    header: str
+    prefix: str
+    length: int
+
+
+@dataclass(frozen=True)
+class Contract:
+    """The whole loaded contract; immutable and shared by everything that serves requests."""
+
+    spec_dir: Path
+    title: str
+    description: str | None
+    operations: tuple[Operation, ...]
+    error_schema: dict[str, Any]
+    error_validator: Draft202012Validator
+    request_id: RequestId
+    schemas: Mapping[str, dict[str, Any]] = field(default_factory=dict)
+
+    def write_only_fields(self) -> frozenset[str]:
+        """Names of request fields marked ``writeOnly`` anywhere: never echoed, logged or journaled."""
+        names: set[str] = set()
+        for op in self.operations:
+            if op.request_body is not None:
+                names.update(_flagged_properties(op.request_body.schema, "writeOnly"))
+        return frozenset(names)
+
+    def statuses(self) -> frozenset[int]:
+        return frozenset(s for op in self.operations for s in op.responses)
+
+
+def compile_validator(schema: Mapping[str, Any]) -> Draft202012Validator:
+    """A Draft 2020-12 validator whose format checks really run."""
+    return Draft202012Validator(schema, format_checker=FORMAT_CHECKER)
+
+
+@lru_cache(maxsize=None)
+def _meta_validator(name: str) -> Draft202012Validator:
+    text = resources.files("mockserver").joinpath("schemas", name).read_text(encoding="utf-8")
+    return Draft202012Validator(json.loads(text))
+
+
+def load_contract(spec_dir: Path | str | None = None) -> Contract:
+    """Load and check a spec directory; raise LoadError on the first problem."""
+    return _SpecLoader(Path(spec_dir) if spec_dir else default_spec_dir()).load()
+
+
+def check_spec(spec_dir: Path | str | None = None) -> list[LoadError]:
+    """Every problem of a spec directory (empty when it loads)."""
+    try:
+        load_contract(spec_dir)
+    except LoadErrors as many:
+        return many.errors
+    except LoadError as one:
+        return [one]
+    return []
+
+
+class _SpecLoader:
+    """One pass over a spec directory; keeps the texts so errors can name lines."""
+
+    def __init__(self, spec_dir: Path) -> None:
+        self.dir = spec_dir
+        self.texts: dict[str, str] = {}
+        self.docs: dict[str, Any] = {}
+
+    def load(self) -> Contract:
+        if not self.dir.is_dir():
+            raise LoadError(self.dir, "spec directory not found")
+        files = sorted(p for p in self.dir.rglob("*.json") if p.is_file())
+        errors: list[LoadError] = []
+        for path in files:
+            try:
+                self._read(path)
+            except LoadError as exc:
+                errors.append(exc)
+        if errors:
+            raise LoadErrors(errors)
+        if "contract.json" not in self.docs:
+            raise LoadError(self.dir / "contract.json", "missing: the spec needs a contract.json")
+        op_names = [n for n in self.docs if n.startswith("operations/")]
+        if not op_names:
+            raise LoadError(self.dir / "operations", "no operation files (operations/*.json) found")
+        for name, doc in self.docs.items():
+            try:
+                self._check_document(name, doc)
+            except LoadError as exc:
+                errors.append(exc)
+        if errors:
+            raise LoadErrors(errors)
+        registry = Registry().with_resources(
+            (_BASE_URI + name, DRAFT202012.create_resource(doc)) for name, doc in self.docs.items()
+        )
+        meta = self.docs["contract.json"]
+        error_schema = self._resolve_at(registry, "contract.json", ("errorSchema",), meta["errorSchema"])
+        operations = tuple(self._operation(registry, name) for name in sorted(op_names))
+        self._check_unique(operations)
+        schemas = {
+            name: self._resolve_at(registry, name, (), doc)
+            for name, doc in self.docs.items() if name.startswith("schemas/")
+        }
+        rid = meta["requestId"]
+        return Contract(
+            spec_dir=self.dir,
+            title=meta["title"],
+            description=meta.get("description"),
+            operations=operations,
+            error_schema=error_schema,
+            error_validator=compile_validator(error_schema),
+            request_id=RequestId(rid["header"], rid["prefix"], rid["length"]),
+            schemas=schemas,
+        )
+
+    def _read(self, path: Path) -> None:
+        name = path.relative_to(self.dir).as_posix()
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise LoadError(path, f"cannot read: {exc}") from None
+        try:
+            doc = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise LoadError(path, f"invalid JSON: {exc.msg} (column {exc.colno})", exc.lineno) from None
+        self.texts[name] = text
+        self.docs[name] = doc
+
+    def _error(self, name: str, path: tuple[Any, ...], message: str) -> LoadError:
+        return LoadError(self.dir / name, message, line_of(self.texts.get(name, ""), path))
+
+    def _check_document(self, name: str, doc: Any) -> None:
+        if name == "contract.json":
+            self._check_against(name, doc, _meta_validator("contract.schema.json"))
+        elif name.startswith("operations/"):
+            self._check_against(name, doc, _meta_validator("operation.schema.json"))
+            for where, schema in _operation_schemas(doc):
+                self._check_schema(name, where, schema)
+        else:
+            self._check_schema(name, (), doc)
+
+    def _check_against(self, name: str, doc: Any, meta: Draft202012Validator) -> None:
+        error = _first_error(meta, doc)
+        if error is not None:
+            where = format_path(error.absolute_path) or "the document"
+            raise self._error(name, tuple(error.absolute_path), f"at {where}: {_short(error.message)}")
+
+    def _check_schema(self, name: str, where: tuple[Any, ...], schema: Any) -> None:
+        if not isinstance(schema, dict):
+            raise self._error(name, where, "a schema must be a JSON object")
+        try:
+            Draft202012Validator.check_schema(schema)
+        except SchemaError as exc:
+            path = where + tuple(exc.absolute_path)
+            shown = format_path(path) or "the schema"
+            raise self._error(name, path, f"not a valid JSON Schema at {shown}: {_short(exc.message)}") from None
+        for path, faker in _walk_key(schema, "x-faker"):
+            if not (isinstance(faker, dict) and isinstance(faker.get("method"), str)):
+                raise self._error(name, where + path, 'x-faker must be {"method": NAME, "args": {...}}')
+        try:
+            compile_validator(schema)
+        except Exception as exc:  # a bad regex in "pattern" only shows here
+            raise self._error(name, where, f"schema does not compile: {exc}") from None
+        for path, pattern in _walk_key(schema, "pattern"):
+            if isinstance(pattern, str):
+                try:
+                    re.compile(pattern)
+                except re.error as exc:
+                    raise self._error(name, where + path, f"invalid pattern {pattern!r}: {exc}") from None
+
+    def _resolve_at(self, registry: Registry, name: str, where: tuple[Any, ...], node: Any) -> Any:
+        resolver = registry.resolver(base_uri=_BASE_URI + name)
+        return _Resolver(self, name).resolve(node, resolver, where, 0)
+
+    def _operation(self, registry: Registry, name: str) -> Operation:
+        doc = self.docs[name]
+        source = str(self.dir / name)
+        params: dict[str, dict[str, Parameter]] = {}
+        for location in ("path", "query", "header"):
+            declared = doc.get("parameters", {}).get(location, {})
+            params[location] = {
+                pname: self._parameter(registry, name, location, pname, spec)
+                for pname, spec in declared.items()
+            }
+        regex, literals = _path_regex(doc["path"])
+        missing = set(regex.groupindex) - set(params["path"])
+        if missing:
+            raise self._error(name, ("path",), f"path parameter(s) {sorted(missing)} have no entry in parameters.path")
+        body = None
+        if "requestBody" in doc:
+            rb = doc["requestBody"]
+            schema = self._resolve_at(registry, name, ("requestBody", "schema"), rb["schema"])
+            body = RequestBody(
+                content_type=rb["contentType"].lower(),
+                schema=schema,
+                validator=compile_validator(schema),
+                strict_validator=compile_validator(_closed(schema)),
+                required=rb.get("required", True),
+            )
+        responses = {}
+        for status, spec in doc["responses"].items():
+            schema = self._resolve_at(registry, name, ("responses", status, "schema"), spec["schema"])
+            responses[int(status)] = Response(int(status), spec["description"], schema, compile_validator(schema))
+        security = tuple(
+            SecurityScheme("apiKey", s["name"].lower()) if s["type"] == "apiKey"
+            else SecurityScheme("bearer", "authorization")
+            for s in doc.get("security", [])
+        )
+        return Operation(
+            operation_id=doc["operationId"],
+            method=doc["method"],
+            path=doc["path"],
+            path_regex=regex,
+            literal_segments=literals,
+            summary=doc.get("summary"),
+            permission=doc.get("permission"),
+            path_params=params["path"],
+            query_params=params["query"],
+            header_params={k.lower(): v for k, v in params["header"].items()},
+            security=security,
+            request_body=body,
+            responses=responses,
+            source=source,
+        )
+
+    def _parameter(self, registry: Registry, name: str, location: str, pname: str,
+                   spec: dict[str, Any]) -> Parameter:
+        schema = self._resolve_at(registry, name, ("parameters", location, pname, "schema"), spec["schema"])
+        return Parameter(
+            name=pname,
+            schema=schema,
+            validator=compile_validator(schema),
+            required=spec.get("required", location == "path"),
+            error_code=spec.get("errorCode", INVALID_FIELD),
+            description=spec.get("description"),
+        )
+
+    def _check_unique(self, operations: tuple[Operation, ...]) -> None:
+        seen: dict[tuple[str, str], Operation] = {}
+        for op in operations:
+            key = (op.method, re.sub(r"\{[^}]+\}", "{}", op.path))
+            if key in seen:
+                raise LoadError(op.source, f"{op.method} {op.path} is already defined in {seen[key].source}")
+            seen[key] = op
+
+
+class _Resolver:
+    """Inline every $ref; annotation siblings override, other siblings are combined with allOf."""
+
+    def __init__(self, loader: _SpecLoader, name: str) -> None:
+        self.loader = loader
+        self.name = name
+
+    def resolve(self, node: Any, resolver: Any, where: tuple[Any, ...], depth: int) -> Any:
+        if depth > 64:
+            raise self.loader._error(self.name, where, "$ref chain too deep (a cycle?)")
+        if isinstance(node, list):
+            return [self.resolve(v, resolver, where + (i,), depth + 1) for i, v in enumerate(node)]
+        if not isinstance(node, dict):
+            return node
+        if "$ref" in node:
+            ref = node["$ref"]
+            try:
+                found = resolver.lookup(ref)
+            except Unresolvable:
+                raise self.loader._error(self.name, where + ("$ref",), f"cannot resolve $ref {ref!r}") from None
+            target = self.resolve(found.contents, found.resolver, where, depth + 1)
+            siblings = {k: self._value(k, v, resolver, where, depth) for k, v in node.items() if k != "$ref"}
+            return _merge_ref(target, siblings)
+        return {
+            k: self._value(k, v, resolver, where, depth)
+            for k, v in node.items() if k not in ("$defs", "$schema", "$id", "definitions")
+        }
+
+    def _value(self, key: str, value: Any, resolver: Any, where: tuple[Any, ...], depth: int) -> Any:
+        if key in _DATA_KEYWORDS:
+            return value
+        return self.resolve(value, resolver, where + (key,), depth + 1)
+
+
+def _merge_ref(target: Any, siblings: dict[str, Any]) -> Any:
+    if not siblings:
+        return target
+    if not isinstance(target, dict):
+        return {"allOf": [target], **siblings}
+    if all(k in _ANNOTATIONS for k in siblings):
+        return {**target, **siblings}
+    return {"allOf": [target, siblings]}
+
+
+def _path_regex(template: str) -> tuple[re.Pattern[str], int]:
+    """``/v{version}/webhooks`` -> regex with named groups, and its count of literal segments."""
+    out = []
+    literals = 0
+    for segment in PurePosixPath(template).parts[1:]:
+        pieces = re.split(r"\{([A-Za-z_][A-Za-z0-9_]*)\}", segment)
+        if len(pieces) == 1:
+            literals += 1
+        rx = "".join(
+            re.escape(piece) if i % 2 == 0 else f"(?P<{piece}>[^/]+)"
+            for i, piece in enumerate(pieces)
+        )
+        out.append(rx)
+    return re.compile("^/" + "/".join(out) + "$"), literals
+
+
+def _operation_schemas(doc: dict[str, Any]) -> Iterator[tuple[tuple[Any, ...], Any]]:
+    for location, declared in doc.get("parameters", {}).items():
+        for pname, spec in declared.items():
+            yield ("parameters", location, pname, "schema"), spec["schema"]
+    if "requestBody" in doc:
+        yield ("requestBody", "schema"), doc["requestBody"]["schema"]
+    for status, spec in doc["responses"].items():
+        yield ("responses", status, "schema"), spec["schema"]
+
+
+def _walk_key(node: Any, key: str, path: tuple[Any, ...] = ()) -> Iterator[tuple[tuple[Any, ...], Any]]:
+    """Every value stored under ``key`` in a schema, with its path; data keywords are not entered."""
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if k == key:
+                yield path + (k,), v
+            elif k not in _DATA_KEYWORDS:
+                yield from _walk_key(v, key, path + (k,))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from _walk_key(v, key, path + (i,))
+
+
+def _flagged_properties(schema: Any, flag: str) -> Iterator[str]:
+    """Property names carrying ``flag: true`` anywhere in a resolved schema."""
+    for path, value in _walk_key(schema, flag):
+        if value is True and len(path) >= 3 and path[-3] == "properties":
+            yield str(path[-2])
+
+
+def _closed(schema: Any) -> Any:
+    """A copy where every object with declared properties rejects undeclared ones (strict mode)."""
+    if isinstance(schema, list):
+        return [_closed(v) for v in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: (v if k in _DATA_KEYWORDS else _closed(v)) for k, v in schema.items()}
+    if "properties" in out and "additionalProperties" not in out and "unevaluatedProperties" not in out:
+        out["additionalProperties"] = False
+    return out
+
+
+def _first_error(validator: Draft202012Validator, doc: Any) -> ValidationError | None:
+    errors = sorted(validator.iter_errors(doc), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
+    return errors[-1] if errors else None
+
+
+def _short(message: str, limit: int = 200) -> str:
+    return message if len(message) <= limit else message[: limit - 3] + "..."

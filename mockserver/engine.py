@@ -1,0 +1,269 @@
+"""The mock's pipeline on plain values: route, consult the scenario, validate, answer.
+
+This module imports no aiohttp, so it can be driven and tested without a socket;
+``app.py`` only translates between HTTP and these values. Order of the checks, and
+so which error wins when several things are wrong: route, scenario (a scripted
+error always wins), credentials, content type, body size, JSON, path parameters
+(the version), body schema.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from .contract import Contract, Operation
+from .errors import (
+    UNABLE_TO_PROCESS,
+    UNAUTHORISED,
+    UNSUPPORTED_MEDIA_TYPE,
+    ApiProblem,
+    from_violations,
+    problem,
+)
+from .generation import BodyPlan, Generator
+from .scenarios import (
+    Choice,
+    Respond,
+    Rule,
+    ScenarioBook,
+    Subject,
+    UnknownScenario,
+    deep_merge,
+    default_problem,
+)
+from .validation import (
+    bearer_token,
+    body_violations,
+    has_credentials,
+    media_type_accepted,
+    parameter_violations,
+    parse_json,
+)
+
+SCENARIO_HEADER = "x-mock-scenario"
+_PREFER_CODE = re.compile(r"(?:^|[,;\s])code=(\d{3})\b")
+_MALFORMED = b'{"type": "API_ERROR", "code": '
+
+
+@dataclass
+class MockRequest:
+    """An HTTP request as plain data. Header names are lower-case."""
+
+    method: str
+    path: str
+    query: Mapping[str, str]
+    headers: Mapping[str, str]
+    body: bytes = b""
+    body_too_large: bool = False
+    _parsed: tuple[bool, Any] | None = field(default=None, repr=False)
+
+    def json(self) -> tuple[bool, Any]:
+        """(ok, value); parsed once, whoever asks first."""
+        if self._parsed is None:
+            self._parsed = (False, None) if self.body_too_large else parse_json(self.body)
+        return self._parsed
+
+
+@dataclass(frozen=True)
+class MockResponse:
+    """What to send back, and what answered (for the journal)."""
+
+    status: int
+    body: bytes
+    request_id: str
+    headers: tuple[tuple[str, str], ...] = ()
+    delay_ms: int = 0
+    fault: str | None = None
+    operation: str | None = None
+    scenario: str | None = None
+    rule: str | None = None
+    close: bool = False
+
+
+@dataclass(frozen=True)
+class Options:
+    strict: bool = False
+    max_body_bytes: int = 1024 * 1024
+
+
+class Engine:
+    """One mock: its contract, scenarios, randomness and options. Not thread-safe by design:
+    it runs on one event loop, which is also what makes seeded runs reproducible."""
+
+    def __init__(self, contract: Contract, book: ScenarioBook | None = None,
+                 generator: Generator | None = None, options: Options | None = None) -> None:
+        self.contract = contract
+        self.book = book or ScenarioBook({})
+        self.generator = generator or Generator()
+        self.options = options or Options()
+        self.routes = sorted(contract.operations, key=lambda op: -op.literal_segments)
+        self.plans = {
+            (op.operation_id, status): BodyPlan(resp.schema, op.request_body.schema if op.request_body else None)
+            for op in contract.operations for status, resp in op.responses.items() if 200 <= status < 300
+        }
+        self.success = {
+            op.operation_id: min((s for s in op.responses if 200 <= s < 300), default=200)
+            for op in contract.operations
+        }
+
+    # ------------------------------------------------------------ pipeline
+
+    def handle(self, req: MockRequest) -> MockResponse:
+        """Answer one request. Never raises for anything the client can send."""
+        rid = self.generator.token(self.contract.request_id.prefix, self.contract.request_id.length)
+        routed = self.route(req.method, req.path)
+        if isinstance(routed, ApiProblem):
+            return self._error(routed, rid)
+        op, params = routed
+        subject = Subject(req.method, req.path, params, req.headers, req.query, req.json)
+        try:
+            choice = self._choose(req)
+        except UnknownScenario as exc:
+            return self._error(problem(400, message=f"Unknown scenario {exc.args[0]!r} in X-Mock-Scenario; "
+                                                   f"loaded: {', '.join(sorted(self.book.scenarios)) or 'none'}"),
+                               rid, op)
+        rule, scenario_name = self._scripted(op, req, choice, subject)
+        if isinstance(rule, ApiProblem):
+            return self._error(rule, rid, op)
+        if rule is not None and not (200 <= rule.respond.status < 300):
+            return self._scripted_error(op, rule, scenario_name, rid)
+        failure = self.check(op, params, req)
+        if failure is not None:
+            return self._error(failure, rid, op)
+        status = rule.respond.status if rule is not None else self.success[op.operation_id]
+        ok, body = req.json()
+        out = self.plans[(op.operation_id, status)].render(self.generator, body if ok else None)
+        if rule is not None and rule.respond.body:
+            out = deep_merge(out, rule.respond.body)
+        return self._answer(status, out, rid, op, scenario_name, rule)
+
+    def route(self, method: str, path: str) -> tuple[Operation, dict[str, str]] | ApiProblem:
+        """The operation for a method and path; 404 for an unknown path, 405 for a wrong method."""
+        allowed = []
+        for op in self.routes:
+            params = op.match_path(path)
+            if params is None:
+                continue
+            if op.method == method:
+                return op, params
+            allowed.append(op.method)
+        if allowed:
+            methods = ", ".join(sorted(set(allowed)))
+            return problem(405, message=f"{method} is not allowed on {path}; allowed: {methods}",
+                           headers=[("Allow", methods)])
+        return problem(404, message=f"No operation of the contract lives at {path}")
+
+    def check(self, op: Operation, params: Mapping[str, str], req: MockRequest) -> ApiProblem | None:
+        """The first failed contract check, in the documented order, or None."""
+        if not has_credentials(op, req.headers):
+            return problem(401, UNAUTHORISED)
+        body = op.request_body
+        if body is not None:
+            if not media_type_accepted(body.content_type, req.headers.get("content-type")):
+                return problem(400, UNSUPPORTED_MEDIA_TYPE,
+                               f"Content-Type must be {body.content_type}")
+            if req.body_too_large:
+                return problem(400, message=f"The request body is larger than the limit of "
+                                            f"{self.options.max_body_bytes} bytes")
+            ok, value = req.json()
+            if not ok:
+                return problem(400, UNABLE_TO_PROCESS, "The body is not valid JSON (UTF-8)")
+            if body.schema.get("type") == "object" and not isinstance(value, dict):
+                return problem(400, UNABLE_TO_PROCESS, "The body must be a JSON object")
+        violations = parameter_violations(op.path_params, params, "path")
+        if violations:
+            return from_violations(violations)
+        if body is not None:
+            violations = body_violations(op, req.json()[1], self.options.strict)
+            if violations:
+                return from_violations(violations)
+        return None
+
+    # ------------------------------------------------------------ scenarios
+
+    def _choose(self, req: MockRequest) -> Choice | None:
+        return self.book.choose(req.headers.get(SCENARIO_HEADER), self.credentials(req.headers))
+
+    def credentials(self, headers: Mapping[str, str]) -> list[tuple[str, str]]:
+        """Every credential the request carries, as (kind, value); kinds are 'api_key' and 'token'."""
+        found = []
+        names = {s.header for op in self.contract.operations for s in op.security if s.kind == "apiKey"}
+        for name in sorted(names):
+            value = headers.get(name, "").strip()
+            if value:
+                found.append(("api_key", value))
+        token = bearer_token(headers)
+        if token:
+            found.append(("token", token))
+        return found
+
+    def _scripted(self, op: Operation, req: MockRequest, choice: Choice | None,
+                  subject: Subject) -> tuple[Rule | ApiProblem | None, str | None]:
+        """The rule that answers, if any: Prefer: code=NNN first, then the chosen scenario."""
+        prefer = _PREFER_CODE.search(req.headers.get("prefer", ""))
+        if prefer and req.headers.get(SCENARIO_HEADER) is None:
+            status = int(prefer.group(1))
+            if status not in op.responses:
+                listed = ", ".join(map(str, sorted(op.responses)))
+                return problem(400, message=f"Prefer: code={status} is not a status of {op.operation_id}; "
+                                            f"its contract lists {listed}"), None
+            return Rule(label=f"code={status}", index=-1, match=None, times=None,
+                        respond=Respond(status=status)), "Prefer"
+        if choice is None:
+            return None, None
+        rule = self.book.answer(choice, subject)
+        if rule is not None and rule.respond.fault != "reset" and rule.respond.status not in op.responses:
+            return None, None  # a rule written for another operation's statuses
+        return rule, (choice.scenario.name if rule is not None else None)
+
+    def _scripted_error(self, op: Operation, rule: Rule, scenario: str | None, rid: str) -> MockResponse:
+        respond = rule.respond
+        body = default_problem(op, respond.status).body()
+        if respond.body:
+            body = deep_merge(body, respond.body)
+        return self._answer(respond.status, body, rid, op, scenario, rule)
+
+    # ------------------------------------------------------------ answers
+
+    def _answer(self, status: int, body: Any, rid: str, op: Operation | None,
+                scenario: str | None, rule: Rule | None) -> MockResponse:
+        fault = rule.respond.fault if rule else None
+        if fault == "empty":
+            raw = b""
+        elif fault == "malformed":
+            raw = _MALFORMED
+        else:
+            raw = dump(body)
+        return MockResponse(
+            status=status,
+            body=raw,
+            request_id=rid,
+            headers=rule.respond.headers if rule else (),
+            delay_ms=rule.respond.delay_ms if rule else 0,
+            fault=fault,
+            operation=op.operation_id if op else None,
+            scenario=scenario,
+            rule=rule.label if rule else None,
+        )
+
+    def _error(self, failure: ApiProblem, rid: str, op: Operation | None = None) -> MockResponse:
+        return MockResponse(
+            status=failure.status,
+            body=dump(failure.body()),
+            request_id=rid,
+            headers=failure.headers,
+            operation=op.operation_id if op else None,
+        )
+
+    def error_response(self, failure: ApiProblem) -> MockResponse:
+        """An ApiError answer outside the pipeline (admin API, oversize bodies, unexpected faults)."""
+        rid = self.generator.token(self.contract.request_id.prefix, self.contract.request_id.length)
+        return self._error(failure, rid)
+
+
+def dump(value: Any) -> bytes:
+    """Compact JSON; ensure_ascii keeps bodies safe whatever the client sent."""
+    return json.dumps(value, separators=(",", ":")).encode("ascii")

@@ -1,0 +1,120 @@
+"""Run the mock on a port: in the main loop (the CLI) or in a background thread (pytest).
+
+Both bind the socket themselves and read the real port back, so ``port=0`` always
+yields a free port without a race.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import signal
+import threading
+from typing import Any, Callable, TypeVar
+
+from aiohttp import web
+
+from .app import MOCK, Mock
+
+T = TypeVar("T")
+log = logging.getLogger("mockserver")
+_ALL_INTERFACES = {"0.0.0.0", "::", ""}
+
+
+async def start_site(app: web.Application, host: str, port: int,
+                     shutdown_grace: float = 5.0) -> tuple[web.AppRunner, int]:
+    """Start serving ``app``; returns the runner and the port actually bound."""
+    if host in _ALL_INTERFACES:
+        log.warning("listening on all interfaces (%s): anyone who can reach this machine can use the mock", host or "*")
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=shutdown_grace)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, reuse_address=True)
+    await site.start()
+    bound = runner.addresses[0][1] if runner.addresses else port
+    return runner, bound
+
+
+def url_for(host: str, port: int) -> str:
+    shown = "127.0.0.1" if host in _ALL_INTERFACES else host
+    if ":" in shown:
+        shown = f"[{shown}]"
+    return f"http://{shown}:{port}"
+
+
+async def serve_until_signal(app: web.Application, host: str, port: int,
+                             ready: Callable[[str], None], shutdown_grace: float = 5.0) -> None:
+    """Serve until SIGINT or SIGTERM; then let in-flight requests finish and return."""
+    runner, bound = await start_site(app, host, port, shutdown_grace)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    ready(url_for(host, bound))
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+class ServerThread:
+    """A mock served from its own thread and event loop; used once per pytest session."""
+
+    def __init__(self, app: web.Application, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.app = app
+        self.host = host
+        self.port = port
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._run, name="mockserver", daemon=True)
+        self._runner: web.AppRunner | None = None
+        self._started = threading.Event()
+        self._error: BaseException | None = None
+
+    @property
+    def mock(self) -> Mock:
+        return self.app[MOCK]
+
+    @property
+    def url(self) -> str:
+        return url_for(self.host, self.port)
+
+    def start(self) -> "ServerThread":
+        self._thread.start()
+        self._started.wait(timeout=30)
+        if self._error is not None:
+            raise self._error
+        if not self._started.is_set():
+            raise RuntimeError("mockserver did not start within 30 s")
+        return self
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        try:
+            self._runner, self.port = self.loop.run_until_complete(start_site(self.app, self.host, self.port))
+        except BaseException as exc:  # surfaced to the thread that called start()
+            self._error = exc
+            self._started.set()
+            return
+        self._started.set()
+        self.loop.run_forever()
+        if self._runner is not None:
+            self.loop.run_until_complete(self._runner.cleanup())
+        self.loop.close()
+
+    def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run ``fn`` on the server's loop and return its result: state is only touched there."""
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+        def run() -> None:
+            try:
+                future.set_result(fn(*args, **kwargs))
+            except BaseException as exc:
+                future.set_exception(exc)
+
+        self.loop.call_soon_threadsafe(run)
+        return future.result(timeout=30)
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(timeout=30)

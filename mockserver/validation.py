@@ -1,0 +1,169 @@
+"""Check a request against an operation: plain values in, a list of violations out.
+
+Nothing here raises on bad input and nothing here decides the answer: the engine
+picks which violation wins. Messages say what was expected and never repeat the
+value that was sent, because that value may be a password or an API key.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Iterable, Mapping
+
+from jsonschema.exceptions import ValidationError
+
+from .contract import Operation, Parameter
+from .errors import INVALID_FIELD, MISSING_FIELD, Violation, format_path
+
+_TYPE_NAMES = {
+    "string": "a string", "integer": "an integer", "number": "a number", "boolean": "a boolean",
+    "array": "an array", "object": "an object", "null": "null",
+}
+
+
+class _Reject(ValueError):
+    """Raised inside json.loads for constants JSON does not have (NaN, Infinity)."""
+
+
+def _reject_constant(name: str) -> Any:
+    raise _Reject(name)
+
+
+def parse_json(raw: bytes) -> tuple[bool, Any]:
+    """(True, value) for a well-formed UTF-8 JSON text, else (False, None). Never raises."""
+    try:
+        text = raw.decode("utf-8")
+        return True, json.loads(text, parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return False, None
+
+
+def bearer_token(headers: Mapping[str, str]) -> str | None:
+    """The token of ``Authorization: Bearer <token>``; None for any other scheme or an empty token."""
+    value = headers.get("authorization", "")
+    scheme, _, token = value.strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        return None
+    return token
+
+
+def has_credentials(op: Operation, headers: Mapping[str, str]) -> bool:
+    """True when any one of the operation's security schemes is satisfied (or it has none)."""
+    if not op.security:
+        return True
+    for scheme in op.security:
+        if scheme.kind == "bearer":
+            if bearer_token(headers) is not None:
+                return True
+        elif headers.get(scheme.header, "").strip():
+            return True
+    return False
+
+
+def media_type_accepted(expected: str, content_type: str | None) -> bool:
+    """Content-Type matches the declared media type, ignoring parameters; ``+json`` suffixes count as JSON."""
+    if not content_type:
+        return False
+    media = content_type.split(";", 1)[0].strip().lower()
+    if media == expected:
+        return True
+    return expected == "application/json" and media.startswith("application/") and media.endswith("+json")
+
+
+def parameter_violations(params: Mapping[str, Parameter], values: Mapping[str, str],
+                         location: str) -> list[Violation]:
+    """Violations of path, query or header parameters; each names the parameter."""
+    found = []
+    for name, param in params.items():
+        if name not in values:
+            if param.required:
+                found.append(Violation(MISSING_FIELD, name, f"{location} parameter {name} is required"))
+            continue
+        if not param.validator.is_valid(values[name]):
+            expected = _expectation(param.schema)
+            found.append(Violation(param.error_code, name, f"{location} parameter {name} must be {expected}"))
+    return found
+
+
+def body_violations(op: Operation, body: Any, strict: bool = False) -> list[Violation]:
+    """Every schema violation of a parsed JSON body, missing fields first, in a stable order."""
+    if op.request_body is None:
+        return []
+    validator = op.request_body.strict_validator if strict else op.request_body.validator
+    found: list[Violation] = []
+    for error in validator.iter_errors(body):
+        found.extend(_translate(error))
+    found.sort(key=lambda v: v.code != MISSING_FIELD)
+    return _unique(found)
+
+
+def _translate(error: ValidationError) -> Iterable[Violation]:
+    """A jsonschema error as violations: one per missing field, else one INVALID_FIELD."""
+    path = list(error.absolute_path)
+    keyword = error.validator
+    if keyword == "required":
+        present = error.instance if isinstance(error.instance, dict) else {}
+        for name in error.validator_value:
+            if name not in present:
+                field = format_path([*path, name])
+                yield Violation(MISSING_FIELD, field, f"{field} is required")
+        return
+    if keyword == "additionalProperties" and isinstance(error.instance, dict):
+        declared = error.schema.get("properties", {})
+        for name in error.instance:
+            if name not in declared:
+                field = format_path([*path, name])
+                yield Violation(INVALID_FIELD, field, f"{field} is not a field of this request")
+        return
+    field = format_path(path) or None
+    subject = field or "the body"
+    yield Violation(INVALID_FIELD, field, f"{subject} {_problem(error)}")
+
+
+def _problem(error: ValidationError) -> str:
+    """What the value should have been, in words; the value itself is never quoted."""
+    keyword, expected, schema = error.validator, error.validator_value, error.schema
+    hint = f" ({schema['description']})" if isinstance(schema, dict) and schema.get("description") else ""
+    if keyword == "type":
+        return f"must be {_type_words(expected)}"
+    if keyword == "enum":
+        return "must be one of " + ", ".join(json.dumps(v) for v in expected)
+    if keyword == "const":
+        return f"must be {json.dumps(expected)}"
+    if keyword == "maxLength":
+        return f"must be at most {expected} characters long"
+    if keyword == "minLength":
+        return f"must be at least {expected} characters long"
+    if keyword == "pattern":
+        return f"must match the pattern {expected}{hint}"
+    if keyword == "format":
+        return f"must be a valid {expected}{hint}"
+    if keyword in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf"):
+        return f"must satisfy {keyword} {expected}"
+    if keyword in ("maxItems", "minItems", "uniqueItems", "maxProperties", "minProperties"):
+        return f"must satisfy {keyword} {json.dumps(expected)}"
+    return f"does not satisfy the contract's {keyword!r} rule{hint}"
+
+
+def _expectation(schema: Mapping[str, Any]) -> str:
+    if "enum" in schema:
+        return "one of " + ", ".join(json.dumps(v) for v in schema["enum"])
+    if "type" in schema:
+        return _type_words(schema["type"])
+    return "valid"
+
+
+def _type_words(expected: Any) -> str:
+    types = expected if isinstance(expected, list) else [expected]
+    return " or ".join(_TYPE_NAMES.get(t, str(t)) for t in types)
+
+
+def _unique(violations: list[Violation]) -> list[Violation]:
+    seen: set[Violation] = set()
+    out = []
+    for v in violations:
+        if v not in seen:
+            seen.add(v)
+            out.append(v)
+    return out
