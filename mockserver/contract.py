@@ -31,6 +31,7 @@ from referencing.jsonschema import DRAFT202012
 
 from .errors import INVALID_FIELD, LoadError, LoadErrors, format_path, line_of
 from .formats import FORMAT_CHECKER
+from .generation import faker_has
 
 _BASE_URI = "https://spec.mockserver.invalid/"
 # Keys whose values are data, not subschemas: never walked for $ref.
@@ -270,6 +271,8 @@ class _SpecLoader:
         for path, faker in _walk_key(schema, "x-faker"):
             if not (isinstance(faker, dict) and isinstance(faker.get("method"), str)):
                 raise self._error(name, where + path, 'x-faker must be {"method": NAME, "args": {...}}')
+            if not faker_has(faker["method"]):
+                raise self._error(name, where + path, f"x-faker method {faker['method']!r} is not a Faker provider")
         try:
             compile_validator(schema)
         except Exception as exc:  # a bad regex in "pattern" only shows here

@@ -19,6 +19,7 @@ import copy
 import random
 import string
 from datetime import datetime, timezone
+from functools import lru_cache
 from typing import Any, Callable, Mapping
 
 from faker import Faker
@@ -143,6 +144,17 @@ def _string_maker(schema: Mapping[str, Any]) -> Maker:
     low = int(schema.get("minLength", 8))
     high = max(low, min(int(schema.get("maxLength", 16)), 64))
     return lambda g: g.token("", g.random.randint(low, high))
+
+
+@lru_cache(maxsize=None)
+def faker_has(method: str) -> bool:
+    """Whether a Faker provider method of this name exists (checked when the spec loads)."""
+    return not method.startswith("_") and callable(getattr(_probe(), method, None))
+
+
+@lru_cache(maxsize=1)
+def _probe() -> Faker:
+    return Faker()
 
 
 def _faker_call(spec: Mapping[str, Any]) -> Maker:

@@ -160,10 +160,11 @@ def _type_words(expected: Any) -> str:
 
 
 def _unique(violations: list[Violation]) -> list[Violation]:
-    seen: set[Violation] = set()
+    """One violation per field: a value that breaks two rules is reported once, by the first."""
+    seen: set[str | None] = set()
     out = []
     for v in violations:
-        if v not in seen:
-            seen.add(v)
+        if v.field not in seen:
+            seen.add(v.field)
             out.append(v)
     return out

@@ -1,0 +1,132 @@
+"""The command line: check and serve, in-process through run() and end to end as a process."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import MINIMAL, SCENARIOS, SPEC
+from mockserver.cli import run
+
+CONSOLE_SCRIPT = Path(sys.executable).parent / "mockserver"
+
+
+def run_cli(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = run(list(argv), out, err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_check_passes_on_the_bundled_spec_and_scenarios():
+    code, out, err = run_cli("check", "--spec-dir", str(SPEC), "--scenarios-dir", str(SCENARIOS))
+    assert code == 0, err
+    assert "1 operation(s)" in out and "scenario(s)" in out
+
+
+def test_check_reports_a_broken_spec_in_one_line(tmp_path):
+    spec = tmp_path / "spec"
+    shutil.copytree(SPEC, spec)
+    (spec / "schemas" / "ApiError.json").write_text('{"type": "object",\n "required": 5}\n')
+    code, out, err = run_cli("check", "--spec-dir", str(spec))
+    assert code == 1
+    lines = err.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith(f"mockserver: error: {spec / 'schemas' / 'ApiError.json'}:2: ")
+    assert "Traceback" not in err
+
+
+def test_check_reports_a_missing_spec_dir(tmp_path):
+    code, _, err = run_cli("check", "--spec-dir", str(tmp_path / "missing"))
+    assert code == 1
+    assert "spec directory not found" in err
+
+
+def test_serve_refuses_a_broken_spec_with_the_same_message(tmp_path):
+    spec = tmp_path / "spec"
+    shutil.copytree(SPEC, spec)
+    (spec / "schemas" / "ApiError.json").write_text("{oops")
+    _, _, check_err = run_cli("check", "--spec-dir", str(spec))
+    code, out, err = run_cli("serve", "--spec-dir", str(spec), "--port", "0")
+    assert code == 1
+    assert err == check_err
+    assert "listening" not in out
+
+
+def test_serve_refuses_an_unknown_scenario():
+    code, _, err = run_cli("serve", "--port", "0", "--scenario", "no-such-scenario")
+    assert code == 1
+    assert "no-such-scenario" in err
+
+
+def test_bad_arguments_exit_non_zero():
+    code, _, _ = run_cli("serve", "--port", "not-a-number")
+    assert code == 2
+
+
+def start_server(*args: str, command: list[str] | None = None) -> tuple[subprocess.Popen, str]:
+    cmd = (command or [sys.executable, "-m", "mockserver"]) + ["serve", "--port", "0", *args]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()
+    assert line.startswith("listening on http://127.0.0.1:"), (line, proc.stderr.read() if proc.poll() is not None else "")
+    return proc, line.split()[-1]
+
+
+def post(url: str, body: dict, headers: dict) -> tuple[int, dict, dict]:
+    req = urllib.request.Request(url + "/v1/webhooks", data=json.dumps(body).encode(), method="POST",
+                                 headers={"Content-Type": "application/json", **headers})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, dict(resp.headers), json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), json.loads(exc.read())
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_console_script_serves_and_stops_cleanly(sig):
+    proc, url = start_server("--seed", "3", command=[str(CONSOLE_SCRIPT)])
+    try:
+        status, headers, body = post(url, MINIMAL, {"X-API-KEY": "k"})
+        assert status == 201 and body["object_type"] == "WEBHOOK"
+        status, _, body = post(url, MINIMAL, {})
+        assert status == 401 and body["code"] == "UNAUTHORISED"
+    finally:
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=15)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+
+
+def test_serve_logs_one_line_per_request_without_secrets():
+    proc, url = start_server("--log-level", "DEBUG")
+    try:
+        post(url, {**MINIMAL, "password": "hunter2-secret", "api_key": "key-secret-123"},
+             {"X-API-KEY": "header-secret-456"})
+        post(url, MINIMAL, {"Authorization": "Bearer bearer-secret-789"})
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=15)
+    access = [line for line in err.splitlines() if "mockserver.access" in line]
+    assert len(access) == 2, err
+    assert "POST /v1/webhooks 201" in access[0] and "reqr_" in access[0] and "ms" in access[0]
+    for secret in ("hunter2-secret", "key-secret-123", "header-secret-456", "bearer-secret-789"):
+        assert secret not in err
+
+
+def test_serve_warns_when_bound_to_all_interfaces():
+    proc = subprocess.Popen([sys.executable, "-m", "mockserver", "serve", "--host", "0.0.0.0", "--port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().startswith("listening on http://127.0.0.1:")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=15)
+    assert "all interfaces" in err
