@@ -261,9 +261,10 @@ def _rule(raw: Mapping[str, Any], index: int, checker: "ScriptChecker",
         delay_ms=r.get("delay_ms", 0),
         fault=r.get("fault"),
     )
-    problem_text = checker.problem(respond, match)
-    if problem_text:
-        raise fail([*where, "respond"], problem_text)
+    found = checker.problem(respond, match)
+    if found:
+        at, problem_text = found
+        raise fail([*where, "respond", *at], problem_text)
     label = raw.get("name") or f"rules[{index}]"
     return Rule(label=label, index=index, match=match, times=raw.get("times"), respond=respond)
 
@@ -332,25 +333,42 @@ class ScriptChecker:
         self.contract = contract
         self.generator = Generator(seed=0)
 
-    def problem(self, respond: Respond, match: Match | None) -> str | None:
+    def problem(self, respond: Respond, match: Match | None) -> tuple[list[str | int], str] | None:
+        """(where inside ``respond``, what is wrong), or None when the scripted answer is valid."""
         operations = [op for op in self.contract.operations if _could_answer(op, match)]
         if not operations:
-            return "the rule's match (method/path) fits no operation of the contract"
+            return [], "the rule's match (method/path) fits no operation of the contract"
         if respond.fault == "reset":
             return None
         listed = sorted({s for op in operations for s in op.responses})
         if respond.status not in listed:
-            return f"status {respond.status} is not a status of the contract here; use one of {', '.join(map(str, listed))}"
+            return ["status"], (f"status {respond.status} is not a status of the contract here; "
+                                f"use one of {', '.join(map(str, listed))}")
+        if respond.fault is not None:
+            return None
         for op in operations:
             if respond.status not in op.responses:
                 continue
             merged = scripted_body(op, respond.status, respond.body, self.generator)
-            errors = sorted(op.responses[respond.status].validator.iter_errors(merged), key=lambda e: list(map(str, e.path)))
-            if errors and respond.fault is None:
+            errors = sorted(op.responses[respond.status].validator.iter_errors(merged),
+                            key=lambda e: list(map(str, e.absolute_path)))
+            if errors:
                 e = errors[0]
-                field = format_path(e.absolute_path) or "the body"
-                return f"body breaks the contract's {respond.status} schema of {op.operation_id}: {field}: {e.message}"
+                path = list(e.absolute_path)
+                if e.validator == "additionalProperties" and isinstance(e.instance, dict):
+                    extra = [k for k in e.instance if k not in e.schema.get("properties", {})]
+                    path += extra[:1]
+                at = ["body", *path] if respond.body and path and path[0] in respond.body else ["body"]
+                field = format_path(path) or "the body"
+                return at, (f"body breaks the contract's {respond.status} schema of {op.operation_id}: "
+                            f"{field}: {_short_message(e)}")
         return None
+
+
+def _short_message(error: Any) -> str:
+    if error.validator == "additionalProperties":
+        return "not a field of this response"
+    return error.message if len(error.message) < 160 else error.message[:157] + "..."
 
 
 def _could_answer(op: Operation, match: Match | None) -> bool:

@@ -1,0 +1,448 @@
+"""Scenario files: loading and checking, every key, selection, counters, reload."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import AUTH, DATA, SPEC, api_error, created, minimal
+from mockserver.cli import run
+from mockserver.contract import load_contract
+from mockserver.errors import LoadErrors
+from mockserver.scenarios import ScenarioBook, load_scenarios, unsafe_pattern
+
+BAD = DATA / "bad_scenarios"
+BAD_FILES = sorted(BAD.glob("*.yaml"))
+
+
+def write(directory: Path, **files: str) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (directory / f"{name}.yaml").write_text(textwrap.dedent(text))
+    return directory
+
+
+@pytest.fixture
+def scripted(make_client, tmp_path):
+    """A server whose scenario directory holds the given files."""
+    async def make(scenario: str | None = None, **files: str):
+        return await make_client(scenarios_dir=write(tmp_path / "scenarios", **files), scenario=scenario)
+    return make
+
+
+# ------------------------------------------------------------------ loading
+
+
+@pytest.mark.parametrize("path", BAD_FILES, ids=[p.stem for p in BAD_FILES])
+def test_broken_scenario_file_gives_its_expected_line(tmp_path, path):
+    directory = tmp_path / "s"
+    directory.mkdir()
+    (directory / path.name).write_bytes(path.read_bytes())
+    with pytest.raises(LoadErrors) as caught:
+        load_scenarios(directory, load_contract(SPEC))
+    [error] = caught.value.errors
+    expected = path.with_suffix(".expected").read_text().strip()
+    assert str(error) == f"{directory}/{expected}"
+
+
+def test_check_reports_every_broken_scenario_file_at_once():
+    import io
+    err = io.StringIO()
+    code = run(["check", "--spec-dir", str(SPEC), "--scenarios-dir", str(BAD)], io.StringIO(), err)
+    assert code == 1
+    lines = err.getvalue().strip().splitlines()
+    assert len(lines) == len(BAD_FILES)
+    assert all(line.startswith(f"mockserver: error: {BAD}/") for line in lines)
+    assert "Traceback" not in err.getvalue()
+
+
+def test_serve_refuses_a_broken_scenario_with_one_line(tmp_path):
+    import io
+    directory = write(tmp_path / "s", broken="rules:\n  - respond: {status: 418}\n")
+    out, err = io.StringIO(), io.StringIO()
+    code = run(["serve", "--port", "0", "--scenarios-dir", str(directory)], out, err)
+    assert code == 1
+    assert err.getvalue().strip() == (f"mockserver: error: {directory}/broken.yaml:2: at rules.0.respond.status: "
+                                      "status 418 is not a status of the contract here; use one of 201, 400, 401, 403, 500")
+
+
+def test_name_defaults_to_the_file_stem_and_duplicates_are_refused(tmp_path):
+    contract = load_contract(SPEC)
+    directory = write(tmp_path / "s", first="rules: []\n", second="name: first\nrules: []\n")
+    with pytest.raises(LoadErrors, match="already used"):
+        load_scenarios(directory, contract)
+    directory = write(tmp_path / "t", plain="description: d\nrules: []\n")
+    assert list(load_scenarios(directory, contract)) == ["plain"]
+
+
+def test_shipped_library_loads():
+    names = set(load_scenarios(Path(__file__).parent.parent / "scenarios", load_contract(SPEC)))
+    assert {"bad-request", "unauthorised", "missing-permission", "internal-error", "flaky", "slow",
+            "revoked-key", "rejected-url", "connection-reset", "malformed-response"} <= names
+
+
+@pytest.mark.parametrize("pattern, safe", [
+    ("revoked", True), ("(?i)bearer +revoked", True), ("[a-z]+@[a-z]+\\.com", True), ("(ab)?c", True),
+    ("(a+)+", False), ("(a*)*b", False), ("(?:x+y?)*", False), ("((a|b)+)+", False), ("(", False),
+])
+def test_regexes_that_can_backtrack_forever_are_refused(pattern, safe):
+    assert (unsafe_pattern(pattern) is None) == safe
+
+
+# ------------------------------------------------------------------ matching and responding
+
+REVOKED = """
+name: revoked-key
+description: Requests made with the key "revoked" are refused.
+rules:
+  - match:
+      headers: {X-API-KEY: revoked}
+    respond:
+      status: 401
+      body: {message: "API key has been revoked"}
+  - match:
+      body: {url: "https://down.example.com/hook"}
+    respond: {status: 500}
+  - times: 2
+    respond: {status: 500}
+  - respond:
+      status: 201
+      body: {active: false}
+      headers: {X-Extra: "1"}
+      delay_ms: 250
+"""
+
+
+async def test_the_issue_example_scenario_runs_rule_by_rule(scripted):
+    client = await scripted(scenario="revoked-key", revoked=REVOKED)
+    body = await api_error(await client.post("/v1/webhooks", json=minimal(), headers={"x-api-key": "revoked"}),
+                           401, "UNAUTHORISED")
+    assert body["message"] == "API key has been revoked"
+    await api_error(await client.post("/v1/webhooks", json=minimal(url="https://down.example.com/hook"),
+                                      headers=AUTH), 500, "INTERNAL_ERROR")
+    for _ in range(2):
+        await api_error(await client.post("/v1/webhooks", json=minimal(), headers=AUTH), 500, "INTERNAL_ERROR")
+    started = time.monotonic()
+    resp = await client.post("/v1/webhooks", json=minimal(), headers=AUTH)
+    assert time.monotonic() - started >= 0.25
+    body = await created(resp)
+    assert body["active"] is False
+    assert resp.headers["X-Extra"] == "1"
+
+
+async def test_header_names_match_case_insensitively_and_values_by_regex(scripted):
+    client = await scripted(scenario="s", s="""
+        rules:
+          - match: {headers: {x-platform-ID: {regex: "plat_[0-9]+"}}}
+            respond: {status: 403}
+        """)
+    await api_error(await client.post("/v1/webhooks", json=minimal(), headers={**AUTH, "X-Platform-Id": "plat_42"}),
+                    403, "USER_NOT_ALLOWED")
+    await created(await client.post("/v1/webhooks", json=minimal(), headers={**AUTH, "X-Platform-Id": "plat_x"}))
+
+
+async def test_body_matches_as_a_nested_subset(scripted):
+    client = await scripted(scenario="s", s="""
+        rules:
+          - match:
+              body:
+                penalty_box_data: {cause: {regex: "time.*"}}
+                included_actions: [INVOICE.CREATED]
+            respond: {status: 400}
+        """)
+    hit = minimal(penalty_box_data={"cause": "timeout", "retry_count": 1}, included_actions=["INVOICE.CREATED"])
+    await api_error(await client.post("/v1/webhooks", json=hit, headers=AUTH), 400, "BAD_REQUEST")
+    miss = minimal(penalty_box_data={"cause": "refused"}, included_actions=["INVOICE.CREATED"])
+    await created(await client.post("/v1/webhooks", json=miss, headers=AUTH))
+    miss = minimal(penalty_box_data={"cause": "timeout"}, included_actions=["INVOICE.CREATED", "INVOICE.PAID"])
+    await created(await client.post("/v1/webhooks", json=miss, headers=AUTH))
+
+
+async def test_query_and_version_can_be_matched(scripted):
+    client = await scripted(scenario="s", s="""
+        rules:
+          - match: {query: {fail: "yes"}}
+            respond: {status: 500}
+          - match: {version: "9"}
+            respond: {status: 401}
+        """)
+    await api_error(await client.post("/v1/webhooks?fail=yes", json=minimal(), headers=AUTH), 500, "INTERNAL_ERROR")
+    await created(await client.post("/v1/webhooks?fail=no", json=minimal(), headers=AUTH))
+    await api_error(await client.post("/v9/webhooks", json=minimal(), headers=AUTH), 401, "UNAUTHORISED")
+    await api_error(await client.post("/v8/webhooks", json=minimal(), headers=AUTH), 400, "UNSUPPORTED_VERSION")
+
+
+async def test_a_scripted_error_wins_over_every_check(scripted):
+    client = await scripted(scenario="s", s="rules:\n  - respond: {status: 500}\n")
+    for path, kwargs in [("/v1/webhooks", {"json": minimal()}),
+                         ("/v2/webhooks", {"json": minimal(), "headers": AUTH}),
+                         ("/v1/webhooks", {"data": b"{nope", "headers": {**AUTH, "Content-Type": "application/json"}}),
+                         ("/v1/webhooks", {"json": {"url": 1}, "headers": AUTH})]:
+        await api_error(await client.post(path, **kwargs), 500, "INTERNAL_ERROR")
+
+
+async def test_routing_still_comes_before_the_scenario(scripted):
+    client = await scripted(scenario="s", s="rules:\n  - respond: {status: 500}\n")
+    await api_error(await client.post("/nope", json=minimal(), headers=AUTH), 404, "RESOURCE_NOT_FOUND")
+    await api_error(await client.get("/v1/webhooks", headers=AUTH), 405, "INVALID_OPERATION")
+
+
+async def test_a_body_that_is_not_json_matches_no_body_rule(scripted):
+    client = await scripted(scenario="s", s="""
+        rules:
+          - match: {body: {name: x}}
+            respond: {status: 500}
+        """)
+    await api_error(await client.post("/v1/webhooks", data=b"{", headers={**AUTH, "Content-Type": "application/json"}),
+                    400, "UNABLE_TO_PROCESS_INSTRUCTIONS")
+
+
+async def test_a_scripted_201_goes_only_to_a_valid_request(scripted):
+    client = await scripted(scenario="s", s="""
+        rules:
+          - respond: {status: 201, body: {disabled_reason: "scripted"}}
+        """)
+    await api_error(await client.post("/v1/webhooks", json={"url": "x"}, headers=AUTH), 400, "MISSING_FIELD")
+    await api_error(await client.post("/v1/webhooks", json=minimal()), 401, "UNAUTHORISED")
+    body = await created(await client.post("/v1/webhooks", json=minimal(name="echoed"), headers=AUTH))
+    assert body["disabled_reason"] == "scripted" and body["name"] == "echoed"
+
+
+@pytest.mark.parametrize("status, code, type_", [
+    (400, "BAD_REQUEST", "INVALID_REQUEST"), (401, "UNAUTHORISED", "INVALID_REQUEST"),
+    (403, "USER_NOT_ALLOWED", "INVALID_REQUEST"), (500, "INTERNAL_ERROR", "API_ERROR"),
+])
+async def test_default_error_bodies_per_status(scripted, status, code, type_):
+    client = await scripted(scenario="s", s=f"rules:\n  - respond: {{status: {status}}}\n")
+    body = await api_error(await client.post("/v1/webhooks", json=minimal(), headers=AUTH), status, code)
+    assert body["type"] == type_
+    if status == 403:
+        assert "WEBHOOK.CREATE" in body["message"]
+
+
+async def test_scripted_error_body_is_merged_over_the_default(scripted):
+    client = await scripted(scenario="s", s="""
+        rules:
+          - respond: {status: 400, body: {code: INVALID_FIELD, field: url, message: "url is blocked"}}
+        """)
+    body = await api_error(await client.post("/v1/webhooks", json=minimal(), headers=AUTH), 400, "INVALID_FIELD", "url")
+    assert body == {"type": "INVALID_REQUEST", "code": "INVALID_FIELD", "field": "url", "message": "url is blocked"}
+
+
+async def test_faults(scripted):
+    client = await scripted(s="""
+        rules:
+          - match: {headers: {x-fault: reset}}
+            respond: {fault: reset}
+          - match: {headers: {x-fault: empty}}
+            respond: {status: 500, fault: empty}
+          - match: {headers: {x-fault: malformed}}
+            respond: {status: 500, fault: malformed}
+        """)
+    import aiohttp
+    import json as jsonlib
+    with pytest.raises(aiohttp.ClientError):
+        await client.post("/v1/webhooks", json=minimal(), headers={**AUTH, "X-Mock-Scenario": "s", "x-fault": "reset"})
+    resp = await client.post("/v1/webhooks", json=minimal(), headers={**AUTH, "X-Mock-Scenario": "s", "x-fault": "empty"})
+    assert resp.status == 500 and await resp.read() == b""
+    assert resp.headers["X-REQUEST-ID"].startswith("reqr_")
+    resp = await client.post("/v1/webhooks", json=minimal(), headers={**AUTH, "X-Mock-Scenario": "s", "x-fault": "malformed"})
+    assert resp.status == 500
+    with pytest.raises(ValueError):
+        jsonlib.loads(await resp.read())
+    await created(await client.post("/v1/webhooks", json=minimal(), headers=AUTH))
+
+
+async def test_times_counts_only_answers_of_that_rule(scripted):
+    client = await scripted(scenario="s", s="""
+        rules:
+          - match: {headers: {x-api-key: a}}
+            times: 1
+            respond: {status: 401}
+          - times: 2
+            respond: {status: 500}
+        """)
+    statuses = []
+    for key in ["b", "a", "a", "b", "b"]:
+        resp = await client.post("/v1/webhooks", json=minimal(), headers={"X-API-KEY": key})
+        statuses.append(resp.status)
+    assert statuses == [500, 401, 500, 201, 201]
+
+
+async def test_unmatched_request_gets_normal_behaviour(scripted):
+    client = await scripted(scenario="s", s="rules:\n  - match: {headers: {x-api-key: z}}\n    respond: {status: 500}\n")
+    await created(await client.post("/v1/webhooks", json=minimal(), headers=AUTH))
+    await api_error(await client.post("/v1/webhooks", json=minimal()), 401, "UNAUTHORISED")
+
+
+# ------------------------------------------------------------------ choosing
+
+
+async def test_x_mock_scenario_header_picks_a_scenario_for_one_request(client):
+    await api_error(await client.post("/v1/webhooks", json=minimal(), headers={**AUTH, "X-Mock-Scenario": "internal-error"}),
+                    500, "INTERNAL_ERROR")
+    await created(await client.post("/v1/webhooks", json=minimal(), headers=AUTH))
+
+
+async def test_unknown_scenario_in_header_is_a_400_not_a_fall_through(client):
+    body = await api_error(await client.post("/v1/webhooks", json=minimal(), headers={**AUTH, "X-Mock-Scenario": "nope"}),
+                           400, "BAD_REQUEST")
+    assert "nope" in body["message"] and "internal-error" in body["message"]
+
+
+@pytest.mark.parametrize("status, code", [(400, "BAD_REQUEST"), (401, "UNAUTHORISED"), (403, "USER_NOT_ALLOWED"),
+                                          (500, "INTERNAL_ERROR")])
+async def test_prefer_code_answers_the_contracts_default_for_that_status(client, status, code):
+    await api_error(await client.post("/v1/webhooks", json=minimal(), headers={**AUTH, "Prefer": f"code={status}"}),
+                    status, code)
+
+
+async def test_prefer_code_201_still_needs_a_valid_request(client):
+    await created(await client.post("/v1/webhooks", json=minimal(), headers={**AUTH, "Prefer": "code=201"}))
+    await api_error(await client.post("/v1/webhooks", json={}, headers={**AUTH, "Prefer": "code=201"}), 400, "MISSING_FIELD")
+
+
+async def test_prefer_code_outside_the_contract_is_a_400(client):
+    body = await api_error(await client.post("/v1/webhooks", json=minimal(), headers={**AUTH, "Prefer": "code=418"}),
+                           400, "BAD_REQUEST")
+    assert "418" in body["message"]
+
+
+async def test_server_wide_scenario_from_start_up_and_admin(make_client):
+    client = await make_client(scenario="unauthorised")
+    await api_error(await client.post("/v1/webhooks", json=minimal(), headers=AUTH), 401, "UNAUTHORISED")
+    resp = await client.put("/__mock/scenario", json={"name": None})
+    assert resp.status == 200 and (await resp.json())["active"] is None
+    await created(await client.post("/v1/webhooks", json=minimal(), headers=AUTH))
+    resp = await client.put("/__mock/scenario", json={"name": "internal-error"})
+    assert (await resp.json())["active"] == "internal-error"
+    await api_error(await client.post("/v1/webhooks", json=minimal(), headers=AUTH), 500, "INTERNAL_ERROR")
+    state = await (await client.get("/__mock/scenario")).json()
+    assert state == {"active": "internal-error", "default": "unauthorised", "bindings": []}
+    await client.post("/__mock/reset")
+    assert (await (await client.get("/__mock/scenario")).json())["active"] == "unauthorised"
+
+
+async def test_admin_refuses_unknown_scenarios_clearly(client):
+    resp = await client.put("/__mock/scenario", json={"name": "nope"})
+    body = await api_error(resp, 400, "BAD_REQUEST", "name")
+    assert "nope" in body["message"]
+    for bad in [b"{", b"[]", b'{"nam": "x"}', b'{"name": 5}', b'{"name": "flaky", "api_key": ""}',
+                b'{"name": "flaky", "api_key": "a", "token": "b"}']:
+        await api_error(await client.put("/__mock/scenario", data=bad), 400, "BAD_REQUEST")
+    assert (await (await client.get("/__mock/scenario")).json())["active"] is None
+
+
+async def test_scenarios_are_listed_with_descriptions(client):
+    listing = (await (await client.get("/__mock/scenarios")).json())["scenarios"]
+    by_name = {s["name"]: s for s in listing}
+    assert "WEBHOOK.CREATE" in by_name["missing-permission"]["description"]
+    assert by_name["flaky"]["rules"] == 1
+
+
+async def test_bindings_apply_to_one_client_and_show_a_fingerprint(client):
+    await client.put("/__mock/scenario", json={"name": "unauthorised", "api_key": "key-a"})
+    await client.put("/__mock/scenario", json={"name": "internal-error", "token": "tok-b"})
+    await api_error(await client.post("/v1/webhooks", json=minimal(), headers={"X-API-KEY": "key-a"}), 401, "UNAUTHORISED")
+    await api_error(await client.post("/v1/webhooks", json=minimal(), headers={"Authorization": "Bearer tok-b"}),
+                    500, "INTERNAL_ERROR")
+    await created(await client.post("/v1/webhooks", json=minimal(), headers={"X-API-KEY": "key-c"}))
+    text = await (await client.get("/__mock/scenario")).text()
+    assert "key-a" not in text and "tok-b" not in text and "sha256:" in text
+    await client.put("/__mock/scenario", json={"name": None, "api_key": "key-a"})
+    await created(await client.post("/v1/webhooks", json=minimal(), headers={"X-API-KEY": "key-a"}))
+
+
+async def test_precedence_header_then_binding_then_server_wide(client):
+    await client.put("/__mock/scenario", json={"name": "bad-request"})
+    await client.put("/__mock/scenario", json={"name": "unauthorised", "api_key": "bound"})
+    await api_error(await client.post("/v1/webhooks", json=minimal(), headers={"X-API-KEY": "other"}), 400, "BAD_REQUEST")
+    await api_error(await client.post("/v1/webhooks", json=minimal(), headers={"X-API-KEY": "bound"}), 401, "UNAUTHORISED")
+    await api_error(await client.post("/v1/webhooks", json=minimal(),
+                                      headers={"X-API-KEY": "bound", "X-Mock-Scenario": "missing-permission"}),
+                    403, "USER_NOT_ALLOWED")
+
+
+async def test_counters_live_per_client_binding(client):
+    await client.put("/__mock/scenario", json={"name": "flaky", "api_key": "a"})
+    await client.put("/__mock/scenario", json={"name": "flaky", "api_key": "b"})
+    seen = {"a": [], "b": []}
+    for key in ["a", "a", "b", "a", "b", "b"]:
+        resp = await client.post("/v1/webhooks", json=minimal(), headers={"X-API-KEY": key})
+        seen[key].append(resp.status)
+    assert seen == {"a": [500, 500, 201], "b": [500, 500, 201]}
+
+
+async def test_reset_clears_counters_bindings_and_journal(client):
+    await client.put("/__mock/scenario", json={"name": "flaky"})
+    await client.put("/__mock/scenario", json={"name": "unauthorised", "api_key": "x"})
+    await client.post("/v1/webhooks", json=minimal(), headers=AUTH)
+    resp = await client.post("/__mock/reset")
+    assert resp.status == 200
+    assert (await (await client.get("/__mock/requests")).json()) == {"requests": [], "dropped": 0}
+    assert (await (await client.get("/__mock/scenario")).json())["bindings"] == []
+    await created(await client.post("/v1/webhooks", json=minimal(), headers={"X-API-KEY": "x"}))
+
+
+async def test_two_bound_clients_hammering_concurrently_see_only_their_own_answers(client):
+    await client.put("/__mock/scenario", json={"name": "unauthorised", "api_key": "alice"})
+    await client.put("/__mock/scenario", json={"name": "missing-permission", "token": "bob"})
+
+    async def hammer(headers, expected):
+        for _ in range(100):
+            resp = await client.post("/v1/webhooks", json=minimal(), headers=headers)
+            assert resp.status == expected
+            await resp.read()
+
+    await asyncio.gather(*(hammer({"X-API-KEY": "alice"}, 401) for _ in range(4)),
+                         *(hammer({"Authorization": "Bearer bob"}, 403) for _ in range(4)),
+                         *(hammer({"X-API-KEY": "carol"}, 201) for _ in range(2)))
+
+
+# ------------------------------------------------------------------ hot reload
+
+
+def test_changed_scenario_file_is_reloaded_and_a_broken_edit_keeps_the_last_good(tmp_path, caplog):
+    contract = load_contract(SPEC)
+    directory = write(tmp_path / "s", live="rules:\n  - respond: {status: 500}\n")
+    book = ScenarioBook(load_scenarios(directory, contract), directory=directory, contract=contract)
+    assert book.scenarios["live"].rules[0].respond.status == 500
+
+    def edit(text: str) -> None:
+        path = directory / "live.yaml"
+        path.write_text(text)
+        stamp = time.time() + 5
+        os.utime(path, (stamp, stamp))
+
+    edit("rules:\n  - respond: {status: 401}\n")
+    assert book.refresh() == ["live"]
+    assert book.scenarios["live"].rules[0].respond.status == 401
+    with caplog.at_level(logging.WARNING, logger="mockserver.scenarios"):
+        edit("rules:\n  - respond: {status: 999}\n")
+        assert book.refresh() == []
+    assert book.scenarios["live"].rules[0].respond.status == 401
+    assert "live.yaml:2" in caplog.text and "last good" in caplog.text
+
+
+async def test_hot_reload_reaches_a_running_server(make_client, tmp_path, monkeypatch):
+    from mockserver import app as app_module
+    monkeypatch.setattr(app_module, "RELOAD_INTERVAL_S", 0.05)
+    directory = write(tmp_path / "s", live="rules:\n  - respond: {status: 500}\n")
+    client = await make_client(scenarios_dir=directory, scenario="live", hot_reload=True)
+    await api_error(await client.post("/v1/webhooks", json=minimal(), headers=AUTH), 500, "INTERNAL_ERROR")
+    path = directory / "live.yaml"
+    path.write_text("rules:\n  - respond: {status: 403}\n")
+    stamp = time.time() + 5
+    os.utime(path, (stamp, stamp))
+    for _ in range(100):
+        await asyncio.sleep(0.05)
+        resp = await client.post("/v1/webhooks", json=minimal(), headers=AUTH)
+        if resp.status == 403:
+            break
+    await api_error(resp, 403, "USER_NOT_ALLOWED")
