@@ -1,0 +1,193 @@
+"""The pytest plugin, tested from the outside with pytester."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import SCENARIOS
+
+pytest_plugins = ["pytester"]
+
+HELPERS = '''
+import json, urllib.error, urllib.request
+
+def post(base, body, headers=None):
+    req = urllib.request.Request(base + "/v1/webhooks", data=json.dumps(body).encode(), method="POST",
+                                 headers={"Content-Type": "application/json", **(headers or {})})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+HOOK = {"url": "https://example.com/hook", "name": "Hook", "reference": "ref"}
+KEY = {"X-API-KEY": "k"}
+'''
+
+
+INI = "[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n"
+
+
+@pytest.fixture
+def suite(pytester):
+    pytester.makepyfile(helpers=HELPERS)
+    pytester.makeini(INI)
+    return pytester
+
+
+def test_fixture_needs_no_conftest(suite):
+    suite.makepyfile(test_plain='''
+        from helpers import post, HOOK, KEY
+
+        def test_x(mockserver):
+            assert mockserver.url.startswith("http://127.0.0.1:")
+            status, body = post(mockserver.url, HOOK, KEY)
+            assert status == 201 and body["object_type"] == "WEBHOOK"
+            mockserver.assert_called(times=1)
+            mockserver.assert_called_with(body={"name": "Hook"}, method="POST", path="/v1/webhooks")
+    ''')
+    suite.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
+
+
+def test_state_never_leaks_from_one_test_to_the_next(suite):
+    suite.makepyfile(test_order='''
+        from helpers import post, HOOK, KEY
+
+        def test_first(mockserver):
+            mockserver.use("internal-error")
+            mockserver.use("unauthorised", api_key="k2")
+            assert post(mockserver.url, HOOK, KEY)[0] == 500
+
+        def test_second(mockserver):
+            assert mockserver.requests == []
+            assert post(mockserver.url, HOOK, KEY)[0] == 201
+            assert post(mockserver.url, HOOK, {"X-API-KEY": "k2"})[0] == 201
+            assert len(mockserver.requests) == 2
+    ''')
+    suite.runpytest("-p", "no:cacheprovider", "-p", "no:randomly").assert_outcomes(passed=2)
+
+
+def test_marker_selects_a_scenario_for_one_test(suite):
+    suite.makepyfile(test_marker='''
+        import pytest
+        from helpers import post, HOOK, KEY
+
+        @pytest.mark.mockserver(scenario="unauthorised")
+        def test_refused(mockserver):
+            status, body = post(mockserver.url, HOOK, KEY)
+            assert status == 401 and body["code"] == "UNAUTHORISED"
+
+        def test_after(mockserver):
+            assert post(mockserver.url, HOOK, KEY)[0] == 201
+    ''')
+    suite.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=2)
+
+
+def test_use_is_a_context_manager_and_rejects_unknown_names(suite):
+    suite.makepyfile(test_use='''
+        import pytest
+        from helpers import post, HOOK, KEY
+
+        def test_use(mockserver):
+            with mockserver.use("missing-permission"):
+                assert post(mockserver.url, HOOK, KEY)[0] == 403
+            assert post(mockserver.url, HOOK, KEY)[0] == 201
+            with mockserver.use("internal-error", token="t1"):
+                assert post(mockserver.url, HOOK, {"Authorization": "Bearer t1"})[0] == 500
+                assert post(mockserver.url, HOOK, KEY)[0] == 201
+            assert post(mockserver.url, HOOK, {"Authorization": "Bearer t1"})[0] == 201
+            with pytest.raises(ValueError, match="unknown scenario 'nope'"):
+                mockserver.use("nope")
+    ''')
+    suite.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
+
+
+def test_assertion_failures_show_expected_and_closest_requests(suite):
+    suite.makepyfile(test_fail='''
+        from helpers import post, HOOK, KEY
+
+        def test_count(mockserver):
+            post(mockserver.url, HOOK, KEY)
+            mockserver.assert_called(times=2, path="/v1/webhooks")
+
+        def test_body(mockserver):
+            post(mockserver.url, dict(HOOK, name="Other"), KEY)
+            post(mockserver.url, {"url": "nope"}, KEY)
+            mockserver.assert_called_with(body={"name": "Hook", "url": "https://example.com/hook"})
+    ''')
+    result = suite.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines([
+        "*expected 2 request(s) to /v1/webhooks, got 1.*",
+        "*POST /v1/webhooks -> 201 body=*",
+    ])
+    result.stdout.fnmatch_lines([
+        "*no request matched*",
+        "*expected body to contain: {'name': 'Hook', 'url': 'https://example.com/hook'}*",
+        "*closest requests received (2):*",
+        "*'name': 'Other'*",
+    ])
+
+
+def test_options_from_the_command_line_and_the_ini_file(suite, tmp_path):
+    custom = tmp_path / "custom-scenarios"
+    custom.mkdir()
+    (custom / "teapot-free.yaml").write_text("rules:\n  - respond: {status: 403}\n")
+    suite.makeini(f"{INI}mockserver_scenarios_dir = {custom}\nmockserver_seed = 5\n")
+    suite.makepyfile(test_opts='''
+        import pytest
+        from helpers import post, HOOK, KEY
+
+        ids = []
+
+        @pytest.mark.mockserver(scenario="teapot-free")
+        def test_custom_dir(mockserver):
+            assert post(mockserver.url, HOOK, KEY)[0] == 403
+
+        def test_seeded(mockserver):
+            ids.append(post(mockserver.url, HOOK, KEY)[1]["id"])
+            print("SEEDED-ID", ids[-1])
+    ''')
+    first = suite.runpytest("-p", "no:cacheprovider", "-s")
+    first.assert_outcomes(passed=2)
+    second = suite.runpytest("-p", "no:cacheprovider", "-s", "--mockserver-seed", "5")
+    third = suite.runpytest("-p", "no:cacheprovider", "-s", "--mockserver-seed", "6",
+                            f"--mockserver-scenarios-dir={SCENARIOS}", "-k", "seeded")
+    pick = lambda r: [line for line in r.outlines if "SEEDED-ID" in line]
+    assert pick(first) == pick(second) != []
+    assert pick(third) != pick(first)
+
+
+def test_isolation_holds_under_xdist(suite):
+    suite.makepyfile(test_par='''
+        import pytest
+        from helpers import post, HOOK, KEY
+
+        @pytest.mark.parametrize("i", range(12))
+        def test_isolated(mockserver, i):
+            assert mockserver.requests == []
+            if i % 2:
+                mockserver.use("internal-error")
+                assert post(mockserver.url, HOOK, KEY)[0] == 500
+            else:
+                assert post(mockserver.url, HOOK, KEY)[0] == 201
+            assert len(mockserver.requests) == 1
+    ''')
+    suite.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2").assert_outcomes(passed=12)
+
+
+def test_in_process_app_factory_works_with_aiohttp_client(suite):
+    suite.makepyfile(test_inproc='''
+        from mockserver import create_app
+
+        async def test_in_process(aiohttp_client, mockserver_app):
+            client = await aiohttp_client(mockserver_app(seed=1))
+            resp = await client.post("/v1/webhooks", json={"url": "https://a.example", "name": "n", "reference": "r"},
+                                     headers={"X-API-KEY": "k"})
+            assert resp.status == 201
+
+        async def test_top_level_factory(aiohttp_client):
+            client = await aiohttp_client(create_app())
+            assert (await client.get("/__mock/health")).status == 200
+    ''')
+    suite.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=2)
