@@ -9,20 +9,17 @@ from __future__ import annotations
 
 import hmac
 import json
-import random
-import string
 from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 
-from .app import MOCK, json_response
+from . import openapi
+from .app import MOCK, json_response, mock_error_response, unseeded_token
 from .errors import UNAUTHORISED, ApiProblem, problem
 from .scenarios import UnknownScenario
 
 PREFIX = "/__mock"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-_ids = random.SystemRandom()
-_ALNUM = string.ascii_letters + string.digits
 
 
 def register(app: web.Application, admin_token: str | None = None) -> None:
@@ -30,6 +27,7 @@ def register(app: web.Application, admin_token: str | None = None) -> None:
     guard = _guard(admin_token)
     routes: list[tuple[str, str, Handler, bool]] = [
         ("GET", "/health", health, False),
+        ("GET", "/openapi.json", openapi_document, True),
         ("GET", "/requests", list_requests, True),
         ("DELETE", "/requests", clear_requests, True),
         ("GET", "/scenario", get_scenario, True),
@@ -46,17 +44,12 @@ def register(app: web.Application, admin_token: str | None = None) -> None:
 
 
 def answer(request: web.Request, status: int, value: Any) -> web.Response:
-    header = request.app[MOCK].engine.contract.request_id.header
-    prefix = request.app[MOCK].engine.contract.request_id.prefix
-    length = request.app[MOCK].engine.contract.request_id.length
-    return json_response(status, value, header, prefix + "".join(_ids.choices(_ALNUM, k=length)))
+    rid = request.app[MOCK].engine.contract.request_id
+    return json_response(status, value, rid.header, unseeded_token(rid.prefix, rid.length))
 
 
 def failure(request: web.Request, failed: ApiProblem) -> web.Response:
-    out = answer(request, failed.status, failed.body())
-    for name, value in failed.headers:
-        out.headers[name] = value
-    return out
+    return mock_error_response(request.app[MOCK], failed)
 
 
 def _guard(token: str | None) -> Callable[[Handler], Handler]:
@@ -85,6 +78,10 @@ def _not_allowed(methods: list[str]) -> Handler:
         return failure(request, problem(405, message=f"{request.method} is not allowed on {request.path}; allowed: {listed}",
                                         headers=[("Allow", listed)]))
     return handler
+
+
+async def openapi_document(request: web.Request) -> web.Response:
+    return answer(request, 200, openapi.document(request.app[MOCK].engine.contract))
 
 
 async def health(request: web.Request) -> web.Response:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
+import string
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -19,7 +21,7 @@ from aiohttp import web
 
 from .contract import Contract, load_contract
 from .engine import Engine, MockRequest, MockResponse, Options, dump
-from .errors import problem
+from .errors import ApiProblem, problem
 from .generation import Generator
 from .journal import DEFAULT_LIMIT, Journal
 from .scenarios import ScenarioBook, load_scenarios
@@ -28,6 +30,8 @@ access_log = logging.getLogger("mockserver.access")
 log = logging.getLogger("mockserver")
 
 JSON = "application/json"
+_SYSTEM_RANDOM = random.SystemRandom()
+_ALNUM = string.ascii_letters + string.digits
 RELOAD_INTERVAL_S = 1.0
 
 
@@ -54,13 +58,14 @@ MOCK = web.AppKey("mockserver", Mock)
 def build_mock(spec_dir: Path | str | None = None, scenarios_dir: Path | str | None = None,
                scenario: str | None = None, seed: int | None = None, strict: bool = False,
                max_body_bytes: int = 1024 * 1024, journal_limit: int = DEFAULT_LIMIT,
-               contract: Contract | None = None) -> Mock:
+               contract: Contract | None = None, read_timeout_s: float = 10.0) -> Mock:
     """Load, check and compile everything; raises LoadError/LoadErrors before anything listens."""
     contract = contract or load_contract(spec_dir)
     scenarios = load_scenarios(scenarios_dir, contract)
     book = ScenarioBook(scenarios, default=scenario,
                         directory=Path(scenarios_dir) if scenarios_dir else None, contract=contract)
-    engine = Engine(contract, book, Generator(seed), Options(strict=strict, max_body_bytes=max_body_bytes))
+    engine = Engine(contract, book, Generator(seed), Options(strict=strict, max_body_bytes=max_body_bytes,
+                                                                 read_timeout_s=read_timeout_s))
     secret_headers = {s.header for op in contract.operations for s in op.security}
     journal = Journal(journal_limit, contract.write_only_fields(), secret_headers)
     return Mock(engine, journal)
@@ -70,15 +75,16 @@ def create_app(spec_dir: Path | str | None = None, scenarios_dir: Path | str | N
                scenario: str | None = None, seed: int | None = None, strict: bool = False,
                max_body_bytes: int = 1024 * 1024, journal_limit: int = DEFAULT_LIMIT,
                admin_token: str | None = None, hot_reload: bool = True,
-               mock: Mock | None = None) -> web.Application:
+               mock: Mock | None = None, read_timeout_s: float = 10.0) -> web.Application:
     """An aiohttp Application serving the mock; hand it to ``aiohttp_client`` or any runner."""
     from . import admin
 
-    mock = mock or build_mock(spec_dir, scenarios_dir, scenario, seed, strict, max_body_bytes, journal_limit)
-    app = web.Application(client_max_size=max_body_bytes + 1)
+    mock = mock or build_mock(spec_dir, scenarios_dir, scenario, seed, strict, max_body_bytes, journal_limit,
+                              read_timeout_s=read_timeout_s)
+    app = web.Application(client_max_size=mock.engine.options.max_body_bytes + 1, middlewares=[http_errors])
     app[MOCK] = mock
     admin.register(app, admin_token)
-    app.router.add_route("*", "/{tail:.*}", handle)
+    app.router.add_route("*", r"/{tail:[\s\S]*}", handle)
     if hot_reload and mock.book.directory is not None:
         app.cleanup_ctx.append(_reload_scenarios)
     return app
@@ -87,9 +93,17 @@ def create_app(spec_dir: Path | str | None = None, scenarios_dir: Path | str | N
 async def handle(request: web.Request) -> web.StreamResponse:
     """Every contract request goes through here."""
     mock = request.app[MOCK]
+    options = mock.engine.options
     started = time.perf_counter()
     received_at = time.time()
-    body, too_large = await read_body(request, mock.engine.options.max_body_bytes)
+    try:
+        body, too_large = await read_body(request, options.max_body_bytes, options.read_timeout_s)
+    except TimeoutError:
+        return _closing(mock_error_response(mock, problem(
+            400, message=f"The request body did not arrive within {options.read_timeout_s:g} s")))
+    except ClientGone:
+        log.debug("client disconnected before sending its whole request; nothing recorded")
+        return web.Response(status=400)
     req = MockRequest(
         method=request.method,
         path=request.path,
@@ -111,10 +125,32 @@ async def handle(request: web.Request) -> web.StreamResponse:
     mock.journal.record(req, resp, received_at, duration_ms)
     if access_log.isEnabledFor(logging.INFO):
         access_log.info("%s %s %d %.1fms %s%s", req.method, req.path, resp.status, duration_ms,
-                        resp.request_id, f" scenario={resp.scenario} rule={resp.rule}" if resp.scenario else "")
+                        resp.request_id, _what_answered(resp))
     if resp.fault == "reset":
         return _reset(request)
     return to_http(resp, mock.engine.contract.request_id.header)
+
+
+def _what_answered(resp: MockResponse) -> str:
+    if resp.scenario is None:
+        return ""
+    return f" scenario={resp.scenario} rule={resp.rule}" + (f" fault={resp.fault}" if resp.fault else "")
+
+
+def _closing(resp: web.Response) -> web.Response:
+    resp.force_close()
+    return resp
+
+
+@web.middleware
+async def http_errors(request: web.Request, handler: Any) -> web.StreamResponse:
+    """aiohttp's own HTTP errors (a path the router cannot even parse) in the contract's shape."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return mock_error_response(request.app[MOCK], problem(exc.status, message=exc.reason))
 
 
 def to_http(resp: MockResponse, request_id_header: str) -> web.Response:
@@ -136,19 +172,36 @@ def _reset(request: web.Request) -> web.StreamResponse:
     raise asyncio.CancelledError()
 
 
-async def read_body(request: web.Request, limit: int) -> tuple[bytes, bool]:
-    """The body, or (b'', True) as soon as it is known to exceed ``limit``; never reads past it."""
+class ClientGone(Exception):
+    """The client went away before its request was complete."""
+
+
+async def read_body(request: web.Request, limit: int, timeout_s: float | None = None) -> tuple[bytes, bool]:
+    """The body, or (b'', True) as soon as it is known to exceed ``limit``; never reads past it.
+
+    Raises TimeoutError when the body does not arrive within ``timeout_s``, and
+    ClientGone when the connection drops halfway.
+    """
     if request.content_length is not None and request.content_length > limit:
         return b"", True
     if not request.can_read_body:
         return b"", False
     chunks = []
     size = 0
-    async for chunk in request.content.iter_chunked(64 * 1024):
-        size += len(chunk)
-        if size > limit:
-            return b"", True
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(timeout_s):
+            async for chunk in request.content.iter_chunked(64 * 1024):
+                size += len(chunk)
+                if size > limit:
+                    return b"", True
+                chunks.append(chunk)
+    except TimeoutError:
+        raise
+    except Exception as exc:  # aiohttp raises several payload/connection errors here
+        transport = request.transport
+        if transport is None or transport.is_closing():
+            raise ClientGone() from exc
+        raise
     return b"".join(chunks), False
 
 
@@ -168,6 +221,19 @@ async def _reload_scenarios(app: web.Application) -> AsyncIterator[None]:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+def mock_error_response(mock: Mock, failed: ApiProblem) -> web.Response:
+    """An ApiError answer that draws nothing from the seeded generator (admin, transport errors)."""
+    rid = mock.engine.contract.request_id
+    out = json_response(failed.status, failed.body(), rid.header, unseeded_token(rid.prefix, rid.length))
+    for name, value in failed.headers:
+        out.headers[name] = value
+    return out
+
+
+def unseeded_token(prefix: str, length: int) -> str:
+    return prefix + "".join(_SYSTEM_RANDOM.choices(_ALNUM, k=length))
 
 
 def json_response(status: int, value: Any, request_id_header: str, request_id: str) -> web.Response:

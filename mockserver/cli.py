@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import sys
 from pathlib import Path
 from typing import Sequence, TextIO
 
-from . import __version__
+from . import __version__, openapi
 from .app import build_mock, create_app
 from .contract import default_spec_dir, load_contract
 from .errors import LoadError, LoadErrors
@@ -47,12 +48,19 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--admin-token", default=None, help="require this token on /__mock/ routes (not health)")
     serve.add_argument("--shutdown-grace", type=float, default=5.0,
                        help="seconds in-flight requests get to finish on SIGTERM (default 5)")
+    serve.add_argument("--read-timeout", type=float, default=10.0,
+                       help="seconds a client gets to send its whole body (default 10)")
+    serve.add_argument("--idle-timeout", type=float, default=15.0,
+                       help="seconds before a connection that sends no complete request is closed (default 15)")
     serve.add_argument("--no-reload", action="store_true", help="do not reload changed scenario files")
     serve.add_argument("--log-level", default="INFO", type=str.upper,
                        choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], help="default INFO")
 
     check = commands.add_parser("check", help="check the spec and scenario files, report every problem")
     _common(check)
+
+    describe = commands.add_parser("openapi", help="print the OpenAPI 3.1 document of the served contract")
+    describe.add_argument("--spec-dir", type=Path, default=None, help="contract directory (default: the bundled spec)")
     return parser
 
 
@@ -71,6 +79,8 @@ def run(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr:
         args = parser.parse_args(argv)
     except SystemExit as exc:
         return int(exc.code or 0)
+    if args.command == "openapi":
+        return _openapi(args.spec_dir, out, err)
     scenarios_dir = args.scenarios_dir if args.scenarios_dir is not None else default_scenarios_dir()
     if args.command == "check":
         return _check(args.spec_dir, scenarios_dir, out, err)
@@ -93,6 +103,16 @@ def _check(spec_dir: Path | None, scenarios_dir: Path | None, out: TextIO, err: 
     return 0
 
 
+def _openapi(spec_dir: Path | None, out: TextIO, err: TextIO) -> int:
+    try:
+        contract = load_contract(spec_dir)
+    except (LoadError, LoadErrors) as exc:
+        _report(exc, err)
+        return 1
+    print(json.dumps(openapi.document(contract), indent=2), file=out)
+    return 0
+
+
 def _report(exc: LoadError | LoadErrors, err: TextIO) -> None:
     errors = exc.errors if isinstance(exc, LoadErrors) else [exc]
     for error in errors:
@@ -104,7 +124,7 @@ def _serve(args: argparse.Namespace, scenarios_dir: Path | None, out: TextIO, er
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         mock = build_mock(args.spec_dir, scenarios_dir, args.scenario, args.seed, args.strict,
-                          args.max_body_bytes, args.journal_limit)
+                          args.max_body_bytes, args.journal_limit, read_timeout_s=args.read_timeout)
     except (LoadError, LoadErrors) as exc:
         _report(exc, err)
         return 1
@@ -117,7 +137,7 @@ def _serve(args: argparse.Namespace, scenarios_dir: Path | None, out: TextIO, er
         print(f"listening on {url}", file=out, flush=True)
 
     try:
-        asyncio.run(serve_until_signal(app, args.host, args.port, ready, args.shutdown_grace))
+        asyncio.run(serve_until_signal(app, args.host, args.port, ready, args.shutdown_grace, args.idle_timeout))
     except OSError as exc:
         print(f"mockserver: error: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=err)
         return 1

@@ -87,6 +87,7 @@ class MockResponse:
 class Options:
     strict: bool = False
     max_body_bytes: int = 1024 * 1024
+    read_timeout_s: float = 10.0
 
 
 class Engine:

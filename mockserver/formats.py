@@ -8,9 +8,9 @@ standard library and registered on the checker every validator is compiled with.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from datetime import datetime
-from urllib.parse import urlsplit
 
 from jsonschema import FormatChecker
 
@@ -19,8 +19,20 @@ FORMAT_CHECKER = FormatChecker()
 _RFC3339 = re.compile(
     r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$"
 )
-_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*$")
-_FORBIDDEN_IN_URI = re.compile(r"[\s<>\"{}|\\^`\x00-\x1f\x7f]")
+
+# RFC 3986 section 3, ASCII only (an IRI is not a URI).
+_UNRESERVED = r"A-Za-z0-9\-._~"
+_SUB_DELIMS = r"!$&'()*+,;="
+_PCT = r"%[0-9A-Fa-f]{2}"
+_PCHAR = rf"(?:[{_UNRESERVED}{_SUB_DELIMS}:@]|{_PCT})"
+_DEC_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9][0-9]|[0-9])"
+_HOST = (rf"(?:\[(?P<ip>[0-9A-Fa-f:.]+)\]|{_DEC_OCTET}(?:\.{_DEC_OCTET}){{3}}"
+         rf"|(?:[{_UNRESERVED}{_SUB_DELIMS}]|{_PCT})*)")
+_AUTHORITY = rf"(?:(?:[{_UNRESERVED}{_SUB_DELIMS}:]|{_PCT})*@)?{_HOST}(?::[0-9]*)?"
+_HIER = (rf"(?://{_AUTHORITY}(?:/{_PCHAR}*)*|/(?:{_PCHAR}+(?:/{_PCHAR}*)*)?"
+         rf"|{_PCHAR}+(?:/{_PCHAR}*)*|)")
+_QUERY = rf"(?:{_PCHAR}|[/?])*"
+_URI = re.compile(rf"[A-Za-z][A-Za-z0-9+\-.]*:{_HIER}(?:\?{_QUERY})?(?:#{_QUERY})?")
 
 
 @FORMAT_CHECKER.checks("date-time")
@@ -43,18 +55,16 @@ def is_date_time(value: object) -> bool:
 
 @FORMAT_CHECKER.checks("uri")
 def is_uri(value: object) -> bool:
-    """An absolute URI: a scheme, and for hierarchical schemes a host."""
+    """An absolute URI by the grammar of RFC 3986 (ASCII only, valid escapes, valid IP literal)."""
     if not isinstance(value, str):
         return True
-    if _FORBIDDEN_IN_URI.search(value):
+    match = _URI.fullmatch(value)
+    if match is None:
         return False
-    try:
-        parts = urlsplit(value)
-        parts.port  # raises on a bad port
-    except ValueError:
-        return False
-    if not parts.scheme or not _SCHEME.match(parts.scheme):
-        return False
-    if value[len(parts.scheme) + 1:].startswith("//"):
-        return bool(parts.hostname)
-    return bool(parts.path or parts.netloc)
+    literal = match.group("ip")
+    if literal is not None:
+        try:
+            ipaddress.IPv6Address(literal)
+        except ValueError:
+            return False
+    return True

@@ -14,20 +14,71 @@ import threading
 from typing import Any, Callable, TypeVar
 
 from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_server import Server
 
-from .app import MOCK, Mock
+from .app import MOCK, Mock, mock_error_response
+from .errors import problem
 
 T = TypeVar("T")
 log = logging.getLogger("mockserver")
 _ALL_INTERFACES = {"0.0.0.0", "::", ""}
 
 
-async def start_site(app: web.Application, host: str, port: int,
-                     shutdown_grace: float = 5.0) -> tuple[web.AppRunner, int]:
-    """Start serving ``app``; returns the runner and the port actually bound."""
+class _MockProtocol(RequestHandler):
+    """aiohttp's connection handler, answering unparseable requests in the contract's error shape.
+
+    aiohttp answers a request it cannot parse (bad request line, oversized or
+    invalid headers) with a plain-text 400 and logs a traceback. A contract mock
+    must answer in the ApiError shape, with a request id, and keep quiet.
+    """
+
+    def handle_error(self, request: Any, status: int = 500, exc: BaseException | None = None,
+                     message: str | None = None) -> web.StreamResponse:
+        mock: Mock | None = getattr(self._manager, "mock", None)
+        if mock is None:
+            return super().handle_error(request, status, exc, message)
+        if status >= 500:
+            log.error("internal error while answering a request", exc_info=exc)
+            failed = problem(500)
+        else:  # aiohttp's own message may quote header values, which may be credentials
+            log.warning("unparseable HTTP request answered %d", status)
+            failed = problem(400, message="The HTTP request could not be parsed: malformed request line "
+                                          "or headers, or headers larger than the server accepts.")
+        resp = mock_error_response(mock, failed)
+        resp.force_close()
+        return resp
+
+
+class _MockServer(Server):
+    mock: Mock
+
+    def __call__(self) -> RequestHandler:
+        return _MockProtocol(self, loop=self._loop, **self._kwargs)
+
+
+class MockRunner(web.AppRunner):
+    """An AppRunner whose connections answer parse errors as ApiError."""
+
+    async def _make_server(self) -> Server:
+        server = await super()._make_server()
+        if type(server) is Server:  # same object, one method more: see _MockServer
+            server.__class__ = _MockServer
+            server.mock = self.app[MOCK]  # type: ignore[attr-defined]
+        return server
+
+
+async def start_site(app: web.Application, host: str, port: int, shutdown_grace: float = 5.0,
+                     idle_timeout: float = 15.0) -> tuple[web.AppRunner, int]:
+    """Start serving ``app``; returns the runner and the port actually bound.
+
+    ``idle_timeout`` closes connections that send no complete request in time
+    (nothing at all, or headers that stall), so they cannot pile up.
+    """
     if host in _ALL_INTERFACES:
         log.warning("listening on all interfaces (%s): anyone who can reach this machine can use the mock", host or "*")
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=shutdown_grace)
+    runner = MockRunner(app, access_log=None, handle_signals=False, shutdown_timeout=shutdown_grace,
+                        keepalive_timeout=idle_timeout)
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_address=True)
     await site.start()
@@ -43,9 +94,10 @@ def url_for(host: str, port: int) -> str:
 
 
 async def serve_until_signal(app: web.Application, host: str, port: int,
-                             ready: Callable[[str], None], shutdown_grace: float = 5.0) -> None:
-    """Serve until SIGINT or SIGTERM; then let in-flight requests finish and return."""
-    runner, bound = await start_site(app, host, port, shutdown_grace)
+                             ready: Callable[[str], None], shutdown_grace: float = 5.0,
+                             idle_timeout: float = 15.0) -> None:
+    """Serve until SIGINT or SIGTERM; then refuse new connections, let in-flight requests finish."""
+    runner, bound = await start_site(app, host, port, shutdown_grace, idle_timeout)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -60,8 +112,10 @@ async def serve_until_signal(app: web.Application, host: str, port: int,
 class ServerThread:
     """A mock served from its own thread and event loop; used once per pytest session."""
 
-    def __init__(self, app: web.Application, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, app: web.Application, host: str = "127.0.0.1", port: int = 0,
+                 idle_timeout: float = 15.0) -> None:
         self.app = app
+        self.idle_timeout = idle_timeout
         self.host = host
         self.port = port
         self.loop = asyncio.new_event_loop()
@@ -90,7 +144,8 @@ class ServerThread:
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
         try:
-            self._runner, self.port = self.loop.run_until_complete(start_site(self.app, self.host, self.port))
+            self._runner, self.port = self.loop.run_until_complete(
+                start_site(self.app, self.host, self.port, idle_timeout=self.idle_timeout))
         except BaseException as exc:  # surfaced to the thread that called start()
             self._error = exc
             self._started.set()

@@ -124,7 +124,9 @@ def _translate(error: ValidationError) -> Iterable[Violation]:
 def _problem(error: ValidationError) -> str:
     """What the value should have been, in words; the value itself is never quoted."""
     keyword, expected, schema = error.validator, error.validator_value, error.schema
-    hint = f" ({schema['description']})" if isinstance(schema, dict) and schema.get("description") else ""
+    described = _described(schema)
+    if described and keyword in ("pattern", "format"):
+        return f"must be {described}"
     if keyword == "type":
         return f"must be {_type_words(expected)}"
     if keyword == "enum":
@@ -136,14 +138,25 @@ def _problem(error: ValidationError) -> str:
     if keyword == "minLength":
         return f"must be at least {expected} characters long"
     if keyword == "pattern":
-        return f"must match the pattern {expected}{hint}"
+        return f"must match the pattern {expected}"
     if keyword == "format":
-        return f"must be a valid {expected}{hint}"
+        return f"must be a valid {expected}"
     if keyword in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf"):
         return f"must satisfy {keyword} {expected}"
     if keyword in ("maxItems", "minItems", "uniqueItems", "maxProperties", "minProperties"):
         return f"must satisfy {keyword} {json.dumps(expected)}"
-    return f"does not satisfy the contract's {keyword!r} rule{hint}"
+    return f"does not satisfy the contract's {keyword!r} rule"
+
+
+def _described(schema: Any) -> str | None:
+    """The schema's description as the end of "must be ...", or None."""
+    text = schema.get("description") if isinstance(schema, dict) else None
+    if not isinstance(text, str) or not text:
+        return None
+    text = text.rstrip(".")
+    if len(text) > 1 and text[0].isupper() and text[1].islower():
+        text = text[0].lower() + text[1:]
+    return text
 
 
 def _expectation(schema: Mapping[str, Any]) -> str:
