@@ -106,7 +106,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
         return web.Response(status=400)
     req = MockRequest(
         method=request.method,
-        path=request.path,
+        path=request.rel_url.raw_path,  # still percent-encoded: routing, logs and journal see what was sent
         query={k: v for k, v in request.query.items()},
         headers={k.lower(): v for k, v in request.headers.items()},
         body=body,

@@ -22,6 +22,7 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path, PurePosixPath
 from typing import Any, Iterator, Mapping
+from urllib.parse import unquote
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError, ValidationError
@@ -108,9 +109,13 @@ class Operation:
     source: str
 
     def match_path(self, path: str) -> dict[str, str] | None:
-        """Path parameters if ``path`` fits this operation's template, else None."""
+        """Decoded path parameters if the raw ``path`` fits this operation's template, else None.
+
+        Matching the percent-encoded path keeps ``%2F`` inside a parameter instead of
+        turning it into a separator.
+        """
         m = self.path_regex.match(path)
-        return m.groupdict() if m else None
+        return {k: unquote(v) for k, v in m.groupdict().items()} if m else None
 
 
 @dataclass(frozen=True)

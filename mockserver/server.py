@@ -154,6 +154,11 @@ class ServerThread:
         self.loop.run_forever()
         if self._runner is not None:
             self.loop.run_until_complete(self._runner.cleanup())
+        pending = [t for t in asyncio.all_tasks(self.loop) if not t.done()]
+        for task in pending:
+            task.cancel()
+        if pending:
+            self.loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
         self.loop.close()
 
     def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:

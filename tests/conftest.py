@@ -89,3 +89,23 @@ def make_client(aiohttp_client: Any) -> Any:
 @pytest.fixture
 async def client(make_client: Any) -> Any:
     return await make_client()
+
+
+@pytest.fixture
+def live():
+    """A real mock served from a thread with mockserver's own runner; stopped after the test."""
+    from mockserver.server import ServerThread
+
+    servers = []
+
+    def start(idle_timeout: float = 15.0, **options: Any) -> ServerThread:
+        options.setdefault("spec_dir", SPEC)
+        options.setdefault("scenarios_dir", SCENARIOS)
+        options.setdefault("hot_reload", False)
+        server = ServerThread(create_app(**options), idle_timeout=idle_timeout).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()

@@ -1,0 +1,155 @@
+"""Load without loss, bounded memory, graceful shutdown: against `mockserver serve` as a process."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import aiohttp
+import pytest
+
+from conftest import minimal
+
+pytestmark = pytest.mark.slow
+
+
+def start(*args: str) -> tuple[subprocess.Popen, str]:
+    proc = subprocess.Popen([sys.executable, "-m", "mockserver", "serve", "--port", "0", "--log-level", "WARNING",
+                             *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()
+    assert line.startswith("listening on "), proc.stderr.read() if proc.poll() is not None else line
+    return proc, line.split()[-1]
+
+
+def rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+KINDS = ["valid", "invalid", "scripted", "bound", "unauthenticated"]
+
+
+async def blast(base: str, count: int, concurrency: int = 64) -> list[tuple[str, int, str]]:
+    """``count`` mixed requests over ``concurrency`` keep-alive connections: (kind, status, request id)."""
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    results: list[tuple[str, int, str]] = []
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for i in range(count):
+        queue.put_nowait(i)
+
+    async with aiohttp.ClientSession(connector=connector) as session:
+        async def worker() -> None:
+            while not queue.empty():
+                i = queue.get_nowait()
+                kind = KINDS[i % len(KINDS)]
+                headers = {"X-API-KEY": "soak"}
+                body = minimal(name=f"n{i}")
+                if kind == "invalid":
+                    body = {"url": "nope"}
+                elif kind == "scripted":
+                    headers["X-Mock-Scenario"] = "internal-error"
+                elif kind == "bound":
+                    headers = {"X-API-KEY": "bound-client"}
+                elif kind == "unauthenticated":
+                    headers = {}
+                async with session.post(f"{base}/v1/webhooks", json=body, headers=headers) as resp:
+                    await resp.read()
+                    results.append((kind, resp.status, resp.headers["X-REQUEST-ID"]))
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return results
+
+
+EXPECTED = {"valid": 201, "invalid": 400, "scripted": 500, "bound": 403, "unauthenticated": 401}
+
+
+def test_soak_10000_mixed_requests_lose_nothing():
+    proc, base = start("--journal-limit", "20000")
+    try:
+        asyncio.run(_bind(base, "missing-permission", "bound-client"))
+        started = time.monotonic()
+        results = asyncio.run(blast(base, 10_000))
+        elapsed = time.monotonic() - started
+        journal = asyncio.run(_journal(base))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, logs = proc.communicate(timeout=30)
+    assert len(results) == 10_000
+    wrong = [(k, s) for k, s, _ in results if s != EXPECTED[k]]
+    assert not wrong, wrong[:10]
+    unscripted_5xx = [r for r in results if r[1] >= 500 and r[0] != "scripted"]
+    assert not unscripted_5xx
+    ids = [e["request_id"] for e in journal["requests"]]
+    assert journal["dropped"] == 0
+    assert len(ids) == len(set(ids)) == 10_000
+    assert set(ids) == {rid for _, _, rid in results}
+    assert proc.returncode == 0, logs
+    assert "ERROR" not in logs and "Traceback" not in logs
+    print(f"soak: 10000 requests in {elapsed:.1f} s ({10_000 / elapsed:.0f}/s) at 64 connections")
+
+
+def test_journal_bound_drops_oldest_and_memory_stops_growing():
+    proc, base = start("--journal-limit", "2000")
+    try:
+        asyncio.run(blast(base, 4_000))
+        journal = asyncio.run(_journal(base))
+        first = rss_kib(proc.pid)
+        asyncio.run(blast(base, 6_000))
+        second = rss_kib(proc.pid)
+        asyncio.run(blast(base, 6_000))
+        third = rss_kib(proc.pid)
+        later = asyncio.run(_journal(base))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+    assert len(journal["requests"]) == 2000 and journal["dropped"] == 2000
+    assert len(later["requests"]) == 2000 and later["dropped"] == 14_000
+    assert len({e["request_id"] for e in later["requests"]}) == 2000
+    print(f"rss after 4k/10k/16k requests: {first} / {second} / {third} KiB")
+    assert third - second < 5 * 1024, (first, second, third)
+
+
+async def _bind(base: str, name: str, key: str) -> None:
+    async with aiohttp.ClientSession() as session:
+        async with session.put(f"{base}/__mock/scenario", json={"name": name, "api_key": key}) as resp:
+            assert resp.status == 200
+
+
+async def _journal(base: str) -> dict:
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{base}/__mock/requests") as resp:
+            return json.loads(await resp.read())
+
+
+def test_sigterm_lets_in_flight_requests_finish_and_refuses_new_ones():
+    proc, base = start("--shutdown-grace", "5")
+    port = int(base.rsplit(":", 1)[1])
+
+    async def scenario() -> tuple[int, bool]:
+        async with aiohttp.ClientSession() as session:
+            slow = asyncio.create_task(session.post(f"{base}/v1/webhooks", json=minimal(),
+                                                    headers={"X-API-KEY": "k", "X-Mock-Scenario": "slow"}))
+            await asyncio.sleep(0.4)
+            proc.send_signal(signal.SIGTERM)
+            await asyncio.sleep(0.3)
+            refused = False
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.close()
+            except OSError:
+                refused = True
+            resp = await slow
+            return resp.status, refused
+
+    status, refused = asyncio.run(scenario())
+    proc.communicate(timeout=30)
+    assert status == 201
+    assert refused
+    assert proc.returncode == 0
