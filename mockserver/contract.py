@@ -21,9 +21,11 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path, PurePosixPath
-from typing import Any, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping
 from urllib.parse import unquote
 
+import fastjsonschema
+from fastjsonschema import JsonSchemaValueException
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError, ValidationError
 from referencing import Registry
@@ -31,7 +33,7 @@ from referencing.exceptions import Unresolvable
 from referencing.jsonschema import DRAFT202012
 
 from .errors import INVALID_FIELD, LoadError, LoadErrors, format_path, line_of
-from .formats import FORMAT_CHECKER
+from .formats import FORMAT_CHECKER, is_date_time, is_uri
 from .generation import faker_has
 
 _BASE_URI = "https://spec.mockserver.invalid/"
@@ -58,7 +60,7 @@ class Parameter:
 
     name: str
     schema: dict[str, Any]
-    validator: Draft202012Validator
+    validator: Validator
     required: bool
     error_code: str
     description: str | None
@@ -78,8 +80,8 @@ class RequestBody:
 
     content_type: str
     schema: dict[str, Any]
-    validator: Draft202012Validator
-    strict_validator: Draft202012Validator
+    validator: Validator
+    strict_validator: Validator
     required: bool
 
 
@@ -88,7 +90,7 @@ class Response:
     status: int
     description: str
     schema: dict[str, Any]
-    validator: Draft202012Validator
+    validator: Validator
 
 
 @dataclass(frozen=True)
@@ -134,7 +136,7 @@ class Contract:
     description: str | None
     operations: tuple[Operation, ...]
     error_schema: dict[str, Any]
-    error_validator: Draft202012Validator
+    error_validator: Validator
     request_id: RequestId
     schemas: Mapping[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -150,9 +152,125 @@ class Contract:
         return frozenset(s for op in self.operations for s in op.responses)
 
 
-def compile_validator(schema: Mapping[str, Any]) -> Draft202012Validator:
-    """A Draft 2020-12 validator whose format checks really run."""
-    return Draft202012Validator(schema, format_checker=FORMAT_CHECKER)
+class Validator:
+    """jsonschema as the reference, with a compiled fast path for the common case.
+
+    ``is_valid`` asks a code-generated validator (fastjsonschema) when the schema
+    only uses keywords whose meaning is the same in its draft; detailed errors
+    always come from jsonschema, so messages never depend on the fast path.
+    """
+
+    __slots__ = ("schema", "reference", "_fast")
+
+    def __init__(self, schema: Mapping[str, Any]) -> None:
+        self.schema = schema
+        self.reference = Draft202012Validator(schema, format_checker=FORMAT_CHECKER)
+        self._fast = _compile_fast(schema)
+
+    def is_valid(self, instance: Any) -> bool:
+        if self._fast is not None:
+            try:
+                self._fast(instance)
+                return True
+            except JsonSchemaValueException:
+                return False
+        return self.reference.is_valid(instance)
+
+    def iter_errors(self, instance: Any) -> Iterator[ValidationError]:
+        if self._fast is not None and self.is_valid(instance):
+            return iter(())
+        return self.reference.iter_errors(instance)
+
+    @property
+    def fast(self) -> bool:
+        return self._fast is not None
+
+
+def compile_validator(schema: Mapping[str, Any]) -> Validator:
+    """A Draft 2020-12 validator whose format checks really run, compiled once."""
+    return Validator(schema)
+
+
+# Keywords whose meaning fastjsonschema (draft-07) shares with Draft 2020-12.
+_FAST_KEYWORDS = frozenset({
+    "type", "properties", "required", "enum", "const", "pattern", "maxLength", "minLength", "minimum",
+    "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf", "items", "additionalProperties",
+    "format", "allOf", "anyOf", "oneOf", "not", "minItems", "maxItems", "uniqueItems", "minProperties",
+    "maxProperties", "propertyNames", "patternProperties",
+}) | _ANNOTATIONS | {"examples", "example"}
+_FAST_FORMATS = frozenset({"uri", "date-time"})
+
+
+def _compile_fast(schema: Mapping[str, Any]) -> Callable[[Any], Any] | None:
+    if not _fast_compatible(schema):
+        return None
+    try:
+        return fastjsonschema.compile(
+            {"$schema": "http://json-schema.org/draft-07/schema#", **_escape_class_dollars(schema)},
+            formats={"uri": is_uri, "date-time": is_date_time},
+            use_default=False,
+        )
+    except Exception:  # anything it cannot compile stays with jsonschema alone
+        return None
+
+
+def _escape_class_dollars(schema: Any) -> Any:
+    """Escape ``$`` inside character classes of every pattern: same meaning, and fastjsonschema
+    (which turns each unescaped ``$`` into ``\\Z``) can compile it."""
+    if isinstance(schema, list):
+        return [_escape_class_dollars(v) for v in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {}
+    for key, value in schema.items():
+        if key == "pattern" and isinstance(value, str):
+            out[key] = _escape_in_classes(value)
+        elif key in _DATA_KEYWORDS:
+            out[key] = value
+        else:
+            out[key] = _escape_class_dollars(value)
+    return out
+
+
+def _escape_in_classes(pattern: str) -> str:
+    out = []
+    in_class = escaped = False
+    for i, char in enumerate(pattern):
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == "[" and not in_class:
+            in_class = True
+        elif char == "]" and in_class and pattern[i - 1] != "[":
+            in_class = False
+        elif char == "$" and in_class:
+            out.append("\\")
+        out.append(char)
+    return "".join(out)
+
+
+def _fast_compatible(schema: Any) -> bool:
+    """True when every keyword (and format) means the same to the fast validator."""
+    if isinstance(schema, bool):
+        return True
+    if not isinstance(schema, dict):
+        return False
+    for key, value in schema.items():
+        if key not in _FAST_KEYWORDS:
+            return False
+        if key in ("properties", "patternProperties"):
+            if not all(_fast_compatible(v) for v in value.values()):
+                return False
+        elif key in ("items", "additionalProperties", "not", "propertyNames"):
+            if not _fast_compatible(value):  # a list-valued items means something else in draft-07
+                return False
+        elif key in ("allOf", "anyOf", "oneOf"):
+            if not all(_fast_compatible(v) for v in value):
+                return False
+        elif key == "format" and value not in _FAST_FORMATS:
+            return False
+    return True
 
 
 @lru_cache(maxsize=None)

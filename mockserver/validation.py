@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any, Iterable, Mapping
 
+import orjson
 from jsonschema.exceptions import ValidationError
 
 from .contract import Operation, Parameter
@@ -21,20 +22,16 @@ _TYPE_NAMES = {
 }
 
 
-class _Reject(ValueError):
-    """Raised inside json.loads for constants JSON does not have (NaN, Infinity)."""
-
-
-def _reject_constant(name: str) -> Any:
-    raise _Reject(name)
-
-
 def parse_json(raw: bytes) -> tuple[bool, Any]:
-    """(True, value) for a well-formed UTF-8 JSON text, else (False, None). Never raises."""
+    """(True, value) for a well-formed UTF-8 JSON text, else (False, None). Never raises.
+
+    orjson is strict where the standard library is lenient: it refuses NaN and
+    Infinity, lone surrogates, integers beyond 64 bits and nesting deeper than
+    1024, none of which a JSON API can rely on.
+    """
     try:
-        text = raw.decode("utf-8")
-        return True, json.loads(text, parse_constant=_reject_constant)
-    except (UnicodeDecodeError, ValueError, RecursionError):
+        return True, orjson.loads(raw)
+    except (orjson.JSONDecodeError, RecursionError):
         return False, None
 
 

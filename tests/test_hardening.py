@@ -85,7 +85,7 @@ BATTERY = [
     ("invalid-utf8", request_bytes(b'{"url": "https://a.b", "name": "\xff\xfe", "reference": "r"}', JSON_AUTH),
      400, "UNABLE_TO_PROCESS_INSTRUCTIONS"),
     ("lone-surrogate", request_bytes(b'{"url": "https://a.b", "name": "\\ud800", "reference": "r"}', JSON_AUTH),
-     201, None),
+     400, "UNABLE_TO_PROCESS_INSTRUCTIONS"),
     ("nul-in-string", request_bytes(b'{"url": "https://a.b", "name": "a\\u0000b", "reference": "r"}', JSON_AUTH),
      201, None),
     ("nul-in-url", request_bytes(b'{"url": "https://a.b/\\u0000", "name": "n", "reference": "r"}', JSON_AUTH),
