@@ -13,7 +13,7 @@ import logging
 import random
 import string
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, AsyncIterator
 
@@ -24,9 +24,9 @@ from .engine import Engine, MockRequest, MockResponse, Options, dump
 from .errors import ApiProblem, problem
 from .generation import Generator
 from .journal import DEFAULT_LIMIT, Journal
+from .logs import ACCESS
 from .scenarios import ScenarioBook, load_scenarios
 
-access_log = logging.getLogger("mockserver.access")
 log = logging.getLogger("mockserver")
 
 JSON = "application/json"
@@ -81,7 +81,7 @@ def create_app(spec_dir: Path | str | None = None, scenarios_dir: Path | str | N
 
     mock = mock or build_mock(spec_dir, scenarios_dir, scenario, seed, strict, max_body_bytes, journal_limit,
                               read_timeout_s=read_timeout_s)
-    app = web.Application(client_max_size=mock.engine.options.max_body_bytes + 1, middlewares=[http_errors])
+    app = web.Application(client_max_size=mock.engine.options.max_body_bytes)
     app[MOCK] = mock
     admin.register(app, admin_token)
     app.router.add_route("*", r"/{tail:[\s\S]*}", handle)
@@ -118,14 +118,13 @@ async def handle(request: web.Request) -> web.StreamResponse:
         log.exception("internal error while answering %s %s", req.method, req.path)
         resp = mock.engine.error_response(problem(500))
     if too_large:  # the rest of the body is still on the wire: do not reuse the connection
-        resp = replace(resp, close=True)
+        resp.close = True
     if resp.delay_ms:
         await asyncio.sleep(resp.delay_ms / 1000)
     duration_ms = (time.perf_counter() - started) * 1000
     mock.journal.record(req, resp, received_at, duration_ms)
-    if access_log.isEnabledFor(logging.INFO):
-        access_log.info("%s %s %d %.1fms %s%s", req.method, req.path, resp.status, duration_ms,
-                        resp.request_id, _what_answered(resp))
+    if ACCESS.enabled():
+        ACCESS.line(f"{req.method} {req.path} {resp.status} {duration_ms:.1f}ms {resp.request_id}{_what_answered(resp)}")
     if resp.fault == "reset":
         return _reset(request)
     return to_http(resp, mock.engine.contract.request_id.header)
@@ -140,17 +139,6 @@ def _what_answered(resp: MockResponse) -> str:
 def _closing(resp: web.Response) -> web.Response:
     resp.force_close()
     return resp
-
-
-@web.middleware
-async def http_errors(request: web.Request, handler: Any) -> web.StreamResponse:
-    """aiohttp's own HTTP errors (a path the router cannot even parse) in the contract's shape."""
-    try:
-        return await handler(request)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        return mock_error_response(request.app[MOCK], problem(exc.status, message=exc.reason))
 
 
 def to_http(resp: MockResponse, request_id_header: str) -> web.Response:
@@ -186,15 +174,15 @@ async def read_body(request: web.Request, limit: int, timeout_s: float | None = 
         return b"", True
     if not request.can_read_body:
         return b"", False
-    chunks = []
-    size = 0
+    content = request.content
     try:
+        if content.is_eof():  # already received whole (the common case): take it, no timer needed
+            body = content.read_nowait(-1)
+            return (b"", True) if len(body) > limit else (body, False)
         async with asyncio.timeout(timeout_s):
-            async for chunk in request.content.iter_chunked(64 * 1024):
-                size += len(chunk)
-                if size > limit:
-                    return b"", True
-                chunks.append(chunk)
+            return await request.read(), False
+    except web.HTTPRequestEntityTooLarge:  # aiohttp stops reading at client_max_size
+        return b"", True
     except TimeoutError:
         raise
     except Exception as exc:  # aiohttp raises several payload/connection errors here
@@ -202,7 +190,6 @@ async def read_body(request: web.Request, limit: int, timeout_s: float | None = 
         if transport is None or transport.is_closing():
             raise ClientGone() from exc
         raise
-    return b"".join(chunks), False
 
 
 async def _reload_scenarios(app: web.Application) -> AsyncIterator[None]:

@@ -15,13 +15,13 @@ import sys
 from pathlib import Path
 from typing import Sequence, TextIO
 
-from . import __version__, openapi
+from . import __version__, logs, openapi
 from .app import build_mock, create_app
 from .contract import default_spec_dir, load_contract
 from .errors import LoadError, LoadErrors
 from .journal import DEFAULT_LIMIT
 from .scenarios import UnknownScenario, load_scenarios
-from .server import serve_until_signal
+from .server import new_event_loop, serve_until_signal
 
 
 def default_scenarios_dir() -> Path | None:
@@ -120,8 +120,6 @@ def _report(exc: LoadError | LoadErrors, err: TextIO) -> None:
 
 
 def _serve(args: argparse.Namespace, scenarios_dir: Path | None, out: TextIO, err: TextIO) -> int:
-    logging.basicConfig(level=args.log_level, stream=err,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         mock = build_mock(args.spec_dir, scenarios_dir, args.scenario, args.seed, args.strict,
                           args.max_body_bytes, args.journal_limit, read_timeout_s=args.read_timeout)
@@ -131,16 +129,24 @@ def _serve(args: argparse.Namespace, scenarios_dir: Path | None, out: TextIO, er
     except UnknownScenario as exc:
         print(f"mockserver: error: unknown scenario {exc.args[0]!r} (see `mockserver check`)", file=err)
         return 1
+    handler = logs.configure(args.log_level, err)
+    logging.getLogger("mockserver").debug(
+        "loaded %d operation(s) from %s and %d scenario(s)", len(mock.engine.contract.operations),
+        mock.engine.contract.spec_dir, len(mock.book.scenarios))
     app = create_app(mock=mock, admin_token=args.admin_token, hot_reload=not args.no_reload)
 
     def ready(url: str) -> None:
         print(f"listening on {url}", file=out, flush=True)
 
     try:
-        asyncio.run(serve_until_signal(app, args.host, args.port, ready, args.shutdown_grace, args.idle_timeout))
+        with asyncio.Runner(loop_factory=new_event_loop) as runner:
+            runner.run(serve_until_signal(app, args.host, args.port, ready, args.shutdown_grace,
+                                          args.idle_timeout, tick=handler.tick))
     except OSError as exc:
         print(f"mockserver: error: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=err)
         return 1
+    finally:
+        handler.tick()
     return 0
 
 

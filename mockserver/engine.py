@@ -50,7 +50,7 @@ _PREFER_CODE = re.compile(r"(?:^|[,;\s])code=(\d{3})\b")
 _MALFORMED = b'{"type": "API_ERROR", "code": '
 
 
-@dataclass
+@dataclass(slots=True)
 class MockRequest:
     """An HTTP request as plain data. Header names are lower-case."""
 
@@ -69,9 +69,10 @@ class MockRequest:
         return self._parsed
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class MockResponse:
-    """What to send back, and what answered (for the journal)."""
+    """What to send back, and what answered (for the journal). Treated as immutable; not frozen
+    only because frozen dataclasses cost noticeably more to build on the request path."""
 
     status: int
     body: bytes
@@ -107,6 +108,8 @@ class Engine:
             (op.operation_id, status): BodyPlan(resp.schema, op.request_body.schema if op.request_body else None)
             for op in contract.operations for status, resp in op.responses.items() if 200 <= status < 300
         }
+        self.api_key_headers = sorted({s.header for op in contract.operations for s in op.security
+                                       if s.kind == "apiKey"})
         self.success = {
             op.operation_id: min((s for s in op.responses if 200 <= s < 300), default=200)
             for op in contract.operations
@@ -192,8 +195,7 @@ class Engine:
     def credentials(self, headers: Mapping[str, str]) -> list[tuple[str, str]]:
         """Every credential the request carries, as (kind, value); kinds are 'api_key' and 'token'."""
         found = []
-        names = {s.header for op in self.contract.operations for s in op.security if s.kind == "apiKey"}
-        for name in sorted(names):
+        for name in self.api_key_headers:
             value = headers.get(name, "").strip()
             if value:
                 found.append(("api_key", value))

@@ -247,8 +247,12 @@ def _template_maker(method: str, args: Mapping[str, Any]) -> Maker | None:
     if any(alphabet is not None and not alphabet.isascii() for alphabet, _ in pieces):
         return None
 
+    if len(pieces) == 2 and pieces[0][0] is None and pieces[1][0] is not None:  # "prefix" + run: ids, keys
+        prefix, alphabet, count = str(pieces[0][1]), pieces[1][0], int(pieces[1][1])
+        return lambda g: prefix + g.pick(alphabet, count)
+
     def make(g: Generator) -> str:
-        return "".join(str(part) if alphabet is None else g.pick(alphabet, int(part)) for alphabet, part in pieces)
+        return "".join([str(part) if alphabet is None else g.pick(alphabet, int(part)) for alphabet, part in pieces])
 
     return make
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Iterable
 
@@ -25,17 +24,9 @@ _MAX_DEPTH = 64
 _ALWAYS_SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-admin-token"})
 
 
-@dataclass(frozen=True)
-class _Record:
-    method: str
-    path: str
-    query: tuple[tuple[str, str], ...]
-    headers: tuple[tuple[str, str], ...]
-    body: bytes
-    body_truncated: bool
-    response: MockResponse
-    received_at: float
-    duration_ms: float
+# One journal entry as recorded: (request, response, received_at, duration_ms). A tuple,
+# because recording sits on the request path and a tuple is the cheapest thing to build.
+_Record = tuple[MockRequest, MockResponse, float, float]
 
 
 class Journal:
@@ -51,17 +42,10 @@ class Journal:
     def record(self, req: MockRequest, resp: MockResponse, received_at: float, duration_ms: float) -> None:
         if len(self.entries) == self.limit:
             self.dropped += 1
-        self.entries.append(_Record(
-            method=req.method,
-            path=req.path,
-            query=tuple(req.query.items()),
-            headers=tuple(req.headers.items()),
-            body=req.body[:BODY_LIMIT],
-            body_truncated=len(req.body) > BODY_LIMIT or req.body_too_large,
-            response=resp,
-            received_at=received_at,
-            duration_ms=duration_ms,
-        ))
+        if len(req.body) > BODY_LIMIT:
+            req.body = req.body[:BODY_LIMIT]
+            req.body_too_large = True
+        self.entries.append((req, resp, received_at, duration_ms))
 
     def clear(self) -> None:
         self.entries.clear()
@@ -75,31 +59,32 @@ class Journal:
         """Entries as JSON-ready dicts, oldest first, optionally filtered."""
         out = []
         for rec in list(self.entries):
-            if path is not None and rec.path != path:
+            req, resp = rec[0], rec[1]
+            if path is not None and req.path != path:
                 continue
-            if method is not None and rec.method != method.upper():
+            if method is not None and req.method != method.upper():
                 continue
-            if status is not None and rec.response.status != status:
+            if status is not None and resp.status != status:
                 continue
             out.append(self._entry(rec))
         return out
 
     def _entry(self, rec: _Record) -> dict[str, Any]:
-        resp = rec.response
+        req, resp, received_at, duration_ms = rec
         return {
-            "method": rec.method,
-            "path": rec.path,
-            "query": dict(rec.query),
-            "headers": self.redactor.headers(rec.headers),
-            "body": self.redactor.body(rec.body, rec.body_truncated),
+            "method": req.method,
+            "path": req.path,
+            "query": dict(req.query),
+            "headers": self.redactor.headers(req.headers.items()),
+            "body": self.redactor.body(req.body, req.body_too_large),
             "status": resp.status,
             "operation": resp.operation,
             "scenario": resp.scenario,
             "rule": resp.rule,
             "fault": resp.fault,
             "request_id": resp.request_id,
-            "received_at": datetime.fromtimestamp(rec.received_at, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-            "duration_ms": round(rec.duration_ms, 3),
+            "received_at": datetime.fromtimestamp(received_at, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "duration_ms": round(duration_ms, 3),
         }
 
 

@@ -88,8 +88,10 @@ def body_violations(op: Operation, body: Any, strict: bool = False) -> list[Viol
     if op.request_body is None:
         return []
     validator = op.request_body.strict_validator if strict else op.request_body.validator
+    if validator.is_valid(body):
+        return []
     found: list[Violation] = []
-    for error in validator.iter_errors(body):
+    for error in validator.reference.iter_errors(body):
         found.extend(_translate(error))
     found.sort(key=lambda v: v.code != MISSING_FIELD)
     return _unique(found)

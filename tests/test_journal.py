@@ -107,5 +107,5 @@ def test_recording_keeps_only_the_start_of_huge_bodies():
     j = Journal(limit=2)
     big = b'{"name": "' + b"x" * 200_000 + b'"}'
     j.record(MockRequest("POST", "/v1/webhooks", {}, {}, big), MockResponse(400, b"{}", "reqr_x"), 0.0, 1.0)
-    assert len(j.entries[0].body) <= 64 * 1024
+    assert len(j.entries[0][0].body) <= 64 * 1024
     assert isinstance(j.snapshot()[0]["body"], str)
