@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import logging
 import sys
@@ -129,6 +130,8 @@ def _serve(args: argparse.Namespace, scenarios_dir: Path | None, out: TextIO, er
     except UnknownScenario as exc:
         print(f"mockserver: error: unknown scenario {exc.args[0]!r} (see `mockserver check`)", file=err)
         return 1
+    gc.collect()
+    gc.freeze()  # everything loaded so far lives as long as the process: keep it out of every collection
     handler = logs.configure(args.log_level, err)
     logging.getLogger("mockserver").debug(
         "loaded %d operation(s) from %s and %d scenario(s)", len(mock.engine.contract.operations),

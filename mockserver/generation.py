@@ -32,12 +32,19 @@ Maker = Callable[["Generator"], Any]
 class Generator:
     """The randomness of one server: a Faker and a Random, both seeded once."""
 
-    def __init__(self, seed: int | None = None) -> None:
+    def __init__(self, seed: int | None = None, faker: Faker | None = None) -> None:
         self.seed = seed
-        self.faker = Faker()
         self.random = random.Random(seed)
-        if seed is not None:
-            self.faker.seed_instance(seed)
+        self._faker = faker
+
+    @property
+    def faker(self) -> Faker:
+        """Created on first use: common bodies need none, and a Faker costs tens of ms to create."""
+        if self._faker is None:
+            self._faker = Faker()
+            if self.seed is not None:
+                self._faker.seed_instance(self.seed)
+        return self._faker
 
     def token(self, prefix: str, length: int) -> str:
         """``prefix`` + ``length`` letters and digits; request ids and the like."""
@@ -192,6 +199,11 @@ def faker_has(method: str) -> bool:
 @lru_cache(maxsize=1)
 def _probe() -> Faker:
     return Faker()
+
+
+def sample_generator() -> Generator:
+    """A generator for load-time checks; shares the probe's Faker, whose values do not matter."""
+    return Generator(seed=0, faker=_probe())
 
 
 def _faker_call(spec: Mapping[str, Any]) -> Maker:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections import deque
 from datetime import datetime, timezone
-from typing import Any, Iterable
+from typing import Any, Iterable, Optional
 
 from .engine import MockRequest, MockResponse
 from .scenarios import fingerprint
@@ -24,9 +24,13 @@ _MAX_DEPTH = 64
 _ALWAYS_SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-admin-token"})
 
 
-# One journal entry as recorded: (request, response, received_at, duration_ms). A tuple,
-# because recording sits on the request path and a tuple is the cheapest thing to build.
-_Record = tuple[MockRequest, MockResponse, float, float]
+# One journal entry as recorded: method, path, query and headers (flattened), body, whether the
+# body was cut, status, operation, scenario, rule, fault, request id, received at, duration.
+# A flat tuple of strings and numbers: cheap to build on the request path, and invisible to
+# the garbage collector (CPython stops tracking tuples of atomic values), so a full journal
+# adds nothing to the cost of a collection.
+_Record = tuple[str, str, tuple[str, ...], tuple[str, ...], bytes, bool,
+                int, Optional[str], Optional[str], Optional[str], Optional[str], str, float, float]
 
 
 class Journal:
@@ -42,10 +46,14 @@ class Journal:
     def record(self, req: MockRequest, resp: MockResponse, received_at: float, duration_ms: float) -> None:
         if len(self.entries) == self.limit:
             self.dropped += 1
-        if len(req.body) > BODY_LIMIT:
-            req.body = req.body[:BODY_LIMIT]
-            req.body_too_large = True
-        self.entries.append((req, resp, received_at, duration_ms))
+        body = req.body
+        cut = req.body_too_large or len(body) > BODY_LIMIT
+        self.entries.append((
+            req.method, req.path, _flat(req.query), _flat(req.headers),
+            body[:BODY_LIMIT] if len(body) > BODY_LIMIT else body, cut,
+            resp.status, resp.operation, resp.scenario, resp.rule, resp.fault, resp.request_id,
+            received_at, duration_ms,
+        ))
 
     def clear(self) -> None:
         self.entries.clear()
@@ -59,33 +67,42 @@ class Journal:
         """Entries as JSON-ready dicts, oldest first, optionally filtered."""
         out = []
         for rec in list(self.entries):
-            req, resp = rec[0], rec[1]
-            if path is not None and req.path != path:
+            if path is not None and rec[1] != path:
                 continue
-            if method is not None and req.method != method.upper():
+            if method is not None and rec[0] != method.upper():
                 continue
-            if status is not None and resp.status != status:
+            if status is not None and rec[6] != status:
                 continue
             out.append(self._entry(rec))
         return out
 
     def _entry(self, rec: _Record) -> dict[str, Any]:
-        req, resp, received_at, duration_ms = rec
+        (method, path, query, headers, body, cut, status, operation, scenario, rule, fault, request_id,
+         received_at, duration_ms) = rec
         return {
-            "method": req.method,
-            "path": req.path,
-            "query": dict(req.query),
-            "headers": self.redactor.headers(req.headers.items()),
-            "body": self.redactor.body(req.body, req.body_too_large),
-            "status": resp.status,
-            "operation": resp.operation,
-            "scenario": resp.scenario,
-            "rule": resp.rule,
-            "fault": resp.fault,
-            "request_id": resp.request_id,
+            "method": method,
+            "path": path,
+            "query": dict(zip(query[::2], query[1::2])),
+            "headers": self.redactor.headers(zip(headers[::2], headers[1::2])),
+            "body": self.redactor.body(body, cut),
+            "status": status,
+            "operation": operation,
+            "scenario": scenario,
+            "rule": rule,
+            "fault": fault,
+            "request_id": request_id,
             "received_at": datetime.fromtimestamp(received_at, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
             "duration_ms": round(duration_ms, 3),
         }
+
+
+def _flat(pairs: Any) -> tuple[str, ...]:
+    """name, value, name, value, ...: one tuple of strings, which the garbage collector can ignore."""
+    out: list[str] = []
+    for name, value in pairs.items():
+        out.append(name)
+        out.append(value)
+    return tuple(out)
 
 
 class Redactor:

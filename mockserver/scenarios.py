@@ -28,7 +28,7 @@ from jsonschema import Draft202012Validator
 
 from .contract import Contract, Operation
 from .errors import LoadError, LoadErrors, default_for, format_path, forbidden_message, line_of, problem
-from .generation import BodyPlan, Generator
+from .generation import BodyPlan, Generator, sample_generator
 
 log = logging.getLogger("mockserver.scenarios")
 
@@ -331,7 +331,7 @@ class ScriptChecker:
 
     def __init__(self, contract: Contract) -> None:
         self.contract = contract
-        self.generator = Generator(seed=0)
+        self.generator = sample_generator()
 
     def problem(self, respond: Respond, match: Match | None) -> tuple[list[str | int], str] | None:
         """(where inside ``respond``, what is wrong), or None when the scripted answer is valid."""

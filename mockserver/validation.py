@@ -13,7 +13,7 @@ from typing import Any, Iterable, Mapping
 import orjson
 from jsonschema.exceptions import ValidationError
 
-from .contract import Operation, Parameter
+from .contract import ObjectParts, Operation, Parameter
 from .errors import INVALID_FIELD, MISSING_FIELD, Violation, format_path
 
 _TYPE_NAMES = {
@@ -77,7 +77,7 @@ def parameter_violations(params: Mapping[str, Parameter], values: Mapping[str, s
             if param.required:
                 found.append(Violation(MISSING_FIELD, name, f"{location} parameter {name} is required"))
             continue
-        if not param.validator.is_valid(values[name]):
+        if not param.accepts(values[name]):
             expected = _expectation(param.schema)
             found.append(Violation(param.error_code, name, f"{location} parameter {name} must be {expected}"))
     return found
@@ -91,15 +91,34 @@ def body_violations(op: Operation, body: Any, strict: bool = False) -> list[Viol
     if validator.is_valid(body):
         return []
     found: list[Violation] = []
-    for error in validator.reference.iter_errors(body):
-        found.extend(_translate(error))
+    parts = validator.parts
+    if parts is None or not isinstance(body, dict):
+        for error in validator.reference.iter_errors(body):
+            found.extend(_translate(error))
+    else:
+        found.extend(_part_violations(parts, body))
     found.sort(key=lambda v: v.code != MISSING_FIELD)
     return _unique(found)
 
 
-def _translate(error: ValidationError) -> Iterable[Violation]:
+def _part_violations(parts: ObjectParts, body: dict[str, Any]) -> Iterable[Violation]:
+    """The same violations as the whole-schema pass, in the same order, checking only what was sent."""
+    for name in parts.required:
+        if name not in body:
+            yield Violation(MISSING_FIELD, name, f"{name} is required")
+    for name, sub in parts.properties.items():
+        if name in body:
+            for error in sub.iter_errors(body[name]):
+                yield from _translate(error, (name,))
+    if parts.closed:
+        for name in body:
+            if name not in parts.properties:
+                yield Violation(INVALID_FIELD, name, f"{name} is not a field of this request")
+
+
+def _translate(error: ValidationError, prefix: tuple[str, ...] = ()) -> Iterable[Violation]:
     """A jsonschema error as violations: one per missing field, else one INVALID_FIELD."""
-    path = list(error.absolute_path)
+    path = [*prefix, *error.absolute_path]
     keyword = error.validator
     if keyword == "required":
         present = error.instance if isinstance(error.instance, dict) else {}

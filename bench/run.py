@@ -1,0 +1,369 @@
+"""mockserver benchmark: `make bench`. Prints figures and ratios; never fails on a slow machine.
+
+Measured in one run, against a bare aiohttp handler started the same way:
+throughput and latency at 32 keep-alive connections for four cases, server CPU
+time per request (from the server process's own counters), cold start to the
+first 201, the per-test cost of the pytest fixture, and RSS after 100,000 and
+200,000 requests. Only 127.0.0.1 is loaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+PYTHON = sys.executable
+CONNECTIONS = 32
+TICKS = os.sysconf("SC_CLK_TCK")
+
+VALID = {"url": "https://example.com/hook", "name": "Invoices", "reference": "invoices",
+         "included_actions": ["INVOICE.CREATED"], "active": True}
+INVALID = {"url": "ftp://example.com", "name": 42, "included_actions": ["lower.case"]}
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    body: dict
+    headers: dict
+    expected: int
+
+
+CASES = [
+    Case("valid create (201)", VALID, {"X-API-KEY": "bench"}, 201),
+    Case("invalid create (400)", INVALID, {"X-API-KEY": "bench"}, 400),
+    Case("scripted error (500)", VALID, {"X-API-KEY": "bench", "X-Mock-Scenario": "scripted-error"}, 500),
+    Case("valid create, client-bound scenario", VALID, {"X-API-KEY": "bound-key"}, 201),
+]
+
+
+@dataclass
+class Load:
+    requests: int
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+    cpu_s: float
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds
+
+    @property
+    def cpu_us(self) -> float:
+        return self.cpu_s / max(1, self.requests) * 1e6
+
+
+# ------------------------------------------------------------------ processes
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_mockserver(port: int, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen([PYTHON, "-m", "mockserver", "serve", "--port", str(port),
+                             "--scenarios-dir", str(HERE / "scenarios"), *extra],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+
+
+def start_bare(port: int) -> subprocess.Popen:
+    return subprocess.Popen([PYTHON, str(HERE / "bare_server.py"), str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+
+
+def wait_listening(proc: subprocess.Popen) -> None:
+    line = proc.stdout.readline()
+    if "listening" not in line:
+        raise SystemExit(f"server did not start: {line!r}")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def post(url: str, body: dict, headers: dict) -> int:
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                 headers={"Content-Type": "application/json", **headers})
+    try:
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            return resp.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+# ------------------------------------------------------------------ load
+
+
+class Wrk:
+    name = "wrk"
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        version = subprocess.run(["wrk", "--version"], capture_output=True, text=True)
+        self.version = (version.stdout + version.stderr).split("[")[0].strip()
+
+    def run(self, url: str, case: Case, seconds: float) -> tuple[int, float, float, float]:
+        script = self.workdir / "case.lua"
+        headers = {"Content-Type": "application/json", **case.headers}
+        lines = ['wrk.method = "POST"', f"wrk.body = {json.dumps(json.dumps(case.body))}"]
+        lines += [f'wrk.headers["{k}"] = "{v}"' for k, v in headers.items()]
+        script.write_text("\n".join(lines) + "\n")
+        out = subprocess.run(["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds:g}s", "--latency", "-s", str(script), url],
+                             capture_output=True, text=True, check=True).stdout
+        requests = int(re.search(r"(\d+) requests in", out).group(1))
+        elapsed = _wrk_seconds(re.search(r"requests in ([\d.]+\w+)", out).group(1))
+        return requests, elapsed, _wrk_ms(out, "50%"), _wrk_ms(out, "99%")
+
+
+def _wrk_seconds(text: str) -> float:
+    value, unit = re.match(r"([\d.]+)(\w+)", text).groups()
+    return float(value) * {"s": 1, "ms": 1e-3, "m": 60, "us": 1e-6}[unit]
+
+
+def _wrk_ms(out: str, label: str) -> float:
+    value, unit = re.search(rf"{re.escape(label)}\s+([\d.]+)(\w+)", out).groups()
+    return float(value) * {"us": 1e-3, "ms": 1, "s": 1e3}[unit]
+
+
+class PythonLoad:
+    name = "python (aiohttp client in a separate process; wrk not installed)"
+    version = ""
+
+    def run(self, url: str, case: Case, seconds: float) -> tuple[int, float, float, float]:
+        args = [PYTHON, str(HERE / "loadgen.py"), url, "--body", json.dumps(case.body), "--duration", str(seconds),
+                "--connections", str(CONNECTIONS), "--header", "Content-Type: application/json"]
+        for k, v in case.headers.items():
+            args += ["--header", f"{k}: {v}"]
+        result = json.loads(subprocess.run(args, capture_output=True, text=True, check=True).stdout)
+        return result["requests"], result["seconds"], result["p50_ms"], result["p99_ms"]
+
+
+def measure(loader, proc: subprocess.Popen, url: str, case: Case, seconds: float) -> Load:
+    before = cpu_seconds(proc.pid)
+    requests, elapsed, p50, p99 = loader.run(url, case, seconds)
+    return Load(requests, elapsed, p50, p99, cpu_seconds(proc.pid) - before)
+
+
+def bind_client(base: str) -> None:
+    req = urllib.request.Request(f"{base}/__mock/scenario", method="PUT",
+                                 data=json.dumps({"name": "bound-client", "api_key": "bound-key"}).encode())
+    with urllib.request.urlopen(req, timeout=5) as resp:
+        assert resp.status == 200
+
+
+def throughput(loader, rounds: int, seconds: float) -> tuple[dict[str, list[Load]], list[Load]]:
+    """Interleave bare and mockserver rounds so machine noise hits both alike."""
+    mock_runs: dict[str, list[Load]] = {c.name: [] for c in CASES}
+    bare_runs: list[Load] = []
+    for _ in range(rounds):
+        port = free_port()
+        bare = start_bare(port)
+        try:
+            wait_listening(bare)
+            url = f"http://127.0.0.1:{port}/v1/webhooks"
+            measure(loader, bare, url, CASES[0], 1)  # warm-up
+            bare_runs.append(measure(loader, bare, url, CASES[0], seconds))
+        finally:
+            stop(bare)
+        port = free_port()
+        mock = start_mockserver(port)
+        try:
+            wait_listening(mock)
+            base = f"http://127.0.0.1:{port}"
+            bind_client(base)
+            for case in CASES:
+                status = post(base + "/v1/webhooks", case.body, case.headers)
+                if status != case.expected:
+                    raise SystemExit(f"{case.name}: expected {case.expected}, got {status}")
+            measure(loader, mock, base + "/v1/webhooks", CASES[0], 1)  # warm-up
+            for case in CASES:
+                mock_runs[case.name].append(measure(loader, mock, base + "/v1/webhooks", case, seconds))
+        finally:
+            stop(mock)
+    return mock_runs, bare_runs
+
+
+def median_load(runs: list[Load]) -> Load:
+    return Load(
+        requests=int(statistics.median(r.requests for r in runs)),
+        seconds=statistics.median(r.seconds for r in runs),
+        p50_ms=statistics.median(r.p50_ms for r in runs),
+        p99_ms=statistics.median(r.p99_ms for r in runs),
+        cpu_s=statistics.median(r.cpu_s for r in runs),
+    ) if runs else Load(0, 1, 0, 0, 0)
+
+
+def median_of(runs: list[Load], attr: str) -> float:
+    return statistics.median(getattr(r, attr) for r in runs)
+
+
+# ------------------------------------------------------------------ other figures
+
+
+def cold_start(starter, body: dict, headers: dict, times: int = 5) -> float:
+    """Median seconds from process launch to the first 201."""
+    results = []
+    for _ in range(times):
+        port = free_port()
+        started = time.perf_counter()
+        proc = starter(port)
+        try:
+            while True:
+                try:
+                    if post(f"http://127.0.0.1:{port}/v1/webhooks", body, headers) == 201:
+                        break
+                except (urllib.error.URLError, ConnectionError):
+                    time.sleep(0.002)
+            results.append(time.perf_counter() - started)
+        finally:
+            stop(proc)
+    return statistics.median(results)
+
+
+def fixture_overhead(tests: int = 300) -> float:
+    """Milliseconds per test that the mockserver fixture adds over an empty test (start-up cancelled out)."""
+    def run(directory: Path, count: int, with_fixture: bool) -> float:
+        arg = "mockserver" if with_fixture else ""
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "test_many.py").write_text(
+            "".join(f"def test_{i}({arg}):\n    pass\n\n" for i in range(count)))
+        started = time.perf_counter()
+        subprocess.run([PYTHON, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist", str(directory)],
+                       cwd=directory, capture_output=True, check=True)
+        return time.perf_counter() - started
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        timings = {}
+        for with_fixture in (False, True):
+            for count in (tests, tests * 2):
+                samples = [run(root / f"{with_fixture}-{count}-{i}", count, with_fixture) for i in range(3)]
+                timings[(with_fixture, count)] = statistics.median(samples)
+    fixture = timings[(True, tests * 2)] - timings[(True, tests)]
+    empty = timings[(False, tests * 2)] - timings[(False, tests)]
+    return (fixture - empty) / tests * 1000
+
+
+def memory(loader, seconds_per_chunk: float = 5) -> tuple[float, float, int, int]:
+    """RSS (MiB) of `mockserver serve` with the default journal bound after ~100k and ~200k requests."""
+    port = free_port()
+    proc = start_mockserver(port)
+    try:
+        wait_listening(proc)
+        url = f"http://127.0.0.1:{port}/v1/webhooks"
+        served = 0
+        marks = []
+        for target in (100_000, 200_000):
+            while served < target:
+                served += loader.run(url, CASES[0], seconds_per_chunk)[0]
+            marks.append((rss_mib(proc.pid), served))
+    finally:
+        stop(proc)
+    return marks[0][0], marks[1][0], marks[0][1], marks[1][1]
+
+
+# ------------------------------------------------------------------ report
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "NOT met"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=5.0, help="load per case and round (default 5)")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; medians are shown (default 3)")
+    parser.add_argument("--quick", action="store_true", help="skip the memory and fixture figures")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        loader = Wrk(Path(tmp)) if shutil.which("wrk") else PythonLoad()
+        print(f"mockserver benchmark: {platform.system()} {platform.machine()}, {os.cpu_count()} cores, "
+              f"Python {platform.python_version()}")
+        print(f"load generator: {loader.name} {loader.version}".rstrip() +
+              f"; {CONNECTIONS} keep-alive connections; {args.seconds:g} s per case; "
+              f"median of {args.rounds} interleaved rounds\n", flush=True)
+
+        mock_runs, bare_runs = throughput(loader, args.rounds, args.seconds)
+        bare = median_load(bare_runs)
+        bare_rps, bare_cpu = median_of(bare_runs, "rps"), median_of(bare_runs, "cpu_us")
+        header = f"{'case':38} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'CPU µs/req':>10} {'req/s vs bare':>14} {'CPU vs bare':>12}"
+        print(header)
+        print("-" * len(header))
+        figures = {}
+        for case in CASES:
+            runs = mock_runs[case.name]
+            load = median_load(runs)
+            rps, cpu = median_of(runs, "rps"), median_of(runs, "cpu_us")
+            figures[case.name] = (rps / bare_rps, cpu / bare_cpu, load.p99_ms)
+            print(f"{case.name:38} {rps:8.0f} {load.p50_ms:7.2f} {load.p99_ms:7.2f} {cpu:10.0f} "
+                  f"{rps / bare_rps:13.0%} {cpu / bare_cpu:11.2f}x")
+        print(f"{'bare aiohttp handler (201)':38} {bare_rps:8.0f} {bare.p50_ms:7.2f} {bare.p99_ms:7.2f} "
+              f"{bare_cpu:10.0f} {'100%':>14} {'1.00x':>12}\n", flush=True)
+
+        mock_start = cold_start(lambda port: start_mockserver(port), VALID, {"X-API-KEY": "bench"})
+        bare_start = cold_start(start_bare, VALID, {"X-API-KEY": "bench"})
+        print(f"cold start to first 201 (median of 5): mockserver {mock_start:.3f} s, bare aiohttp {bare_start:.3f} s",
+              flush=True)
+
+        overhead = rss100 = rss200 = None
+        if not args.quick:
+            overhead = fixture_overhead()
+            print(f"pytest fixture overhead: {overhead:.3f} ms per test (300 vs 600 tests, start-up cancelled out)",
+                  flush=True)
+            rss100, rss200, n100, n200 = memory(loader)
+            print(f"RSS with the default journal bound: {rss100:.1f} MiB after {n100:,} requests, "
+                  f"{rss200:.1f} MiB after {n200:,} ({rss200 - rss100:+.1f} MiB)", flush=True)
+
+    valid = figures[CASES[0].name]
+    invalid = figures[CASES[1].name]
+    print("\ntargets (judged by the ratios of this run):")
+    print(f"  valid create >= 50% of bare req/s: {valid[0]:.0%} ... {verdict(valid[0] >= 0.5)}")
+    print(f"  valid create CPU/request <= 2x bare: {valid[1]:.2f}x ... {verdict(valid[1] <= 2)}")
+    print(f"  invalid create >= 40% of bare req/s: {invalid[0]:.0%} ... {verdict(invalid[0] >= 0.4)}")
+    worst_p99 = max(p99 for _, _, p99 in figures.values())
+    print(f"  p99 <= 3 ms at {CONNECTIONS} connections, every case: worst {worst_p99:.2f} ms "
+          f"(bare {bare.p99_ms:.2f} ms) ... {verdict(worst_p99 <= 3)}")
+    print(f"  cold start <= 0.3 s: {mock_start:.3f} s ... {verdict(mock_start <= 0.3)}")
+    if overhead is not None:
+        print(f"  fixture overhead <= 1 ms/test: {overhead:.3f} ms ... {verdict(overhead <= 1)}")
+        print(f"  RSS flat 100k -> 200k (within 5 MiB): {rss200 - rss100:+.1f} MiB ... "
+              f"{verdict(abs(rss200 - rss100) <= 5)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
