@@ -47,9 +47,10 @@ class Mock:
         return self.engine.book
 
     def reset(self) -> None:
-        """Back to the start-up state: journal, counters, bindings and run-time scenario."""
+        """Back to the start-up state: journal, counters, bindings, run-time scenario, stored resources."""
         self.journal.clear()
         self.book.reset()
+        self.engine.store.clear()
 
 
 MOCK = web.AppKey("mockserver", Mock)
@@ -114,6 +115,8 @@ async def handle(request: web.Request) -> web.StreamResponse:
     )
     try:
         resp = mock.engine.handle(req)
+        if resp.pending is not None:  # an action that talks to the network (deliveries)
+            resp = mock.engine.complete(resp, await resp.pending)
     except Exception:  # a bug of ours must not take the server down or show a traceback
         log.exception("internal error while answering %s %s", req.method, req.path)
         resp = mock.engine.error_response(problem(500))

@@ -66,11 +66,26 @@ class Parameter:
     description: str | None
     _seen: dict[str, bool] = field(default_factory=dict, compare=False, repr=False)
 
+    def coerce(self, value: str) -> Any:
+        """A path or query string as the type its schema declares (``"20"`` -> 20), when it parses."""
+        types = self.schema.get("type")
+        types = [types] if isinstance(types, str) else list(types or [])
+        if "integer" in types and re.fullmatch(r"-?[0-9]{1,18}", value):
+            return int(value)
+        if "number" in types:
+            try:
+                return float(value)
+            except ValueError:
+                return value
+        if "boolean" in types and value in ("true", "false"):
+            return value == "true"
+        return value
+
     def accepts(self, value: str) -> bool:
         """Whether a value is valid; remembered, because a client sends the same few values again and again."""
         known = self._seen.get(value)
         if known is None:
-            known = self.validator.is_valid(value)
+            known = self.validator.is_valid(self.coerce(value))
             if len(self._seen) < 1024:
                 self._seen[value] = known
         return known
@@ -104,6 +119,34 @@ class Response:
 
 
 @dataclass(frozen=True)
+class Page:
+    """Where a list answer puts its items and paging facts, and which query parameters drive it."""
+
+    items: str
+    limit: str
+    page: str
+    pages: str
+    links: str
+    limit_param: str
+    page_param: str
+    default_limit: int
+
+
+@dataclass(frozen=True)
+class Behaviour:
+    """What the mock does with a valid request: store, read, list, update or delete a resource,
+    answer fixed data, or run a named action."""
+
+    kind: str
+    collection: str | None = None
+    id_field: str | None = None
+    key: str | None = None
+    action: str | None = None
+    data: Any = None
+    page: Page | None = None
+
+
+@dataclass(frozen=True)
 class Operation:
     operation_id: str
     method: str
@@ -119,6 +162,7 @@ class Operation:
     request_body: RequestBody | None
     responses: Mapping[int, Response]
     source: str
+    behaviour: Behaviour | None = None
 
     def match_path(self, path: str) -> dict[str, str] | None:
         """Decoded path parameters if the raw ``path`` fits this operation's template, else None.
@@ -149,6 +193,7 @@ class Contract:
     error_validator: Validator
     request_id: RequestId
     schemas: Mapping[str, dict[str, Any]] = field(default_factory=dict)
+    tenancy_header: str | None = None
 
     def write_only_fields(self) -> frozenset[str]:
         """Names of request fields marked ``writeOnly`` anywhere: never echoed, logged or journaled."""
@@ -374,6 +419,7 @@ class _SpecLoader:
             raise LoadErrors(errors)
         registry = Registry().with_resources(
             (_BASE_URI + name, DRAFT202012.create_resource(doc)) for name, doc in self.docs.items()
+            if not name.startswith("data/")
         )
         meta = self.docs["contract.json"]
         error_schema = self._resolve_at(registry, "contract.json", ("errorSchema",), meta["errorSchema"])
@@ -393,6 +439,7 @@ class _SpecLoader:
             error_validator=compile_validator(error_schema),
             request_id=RequestId(rid["header"], rid["prefix"], rid["length"]),
             schemas=schemas,
+            tenancy_header=meta.get("tenancy", {}).get("header", "").lower() or None,
         )
 
     def _read(self, path: Path) -> None:
@@ -412,6 +459,8 @@ class _SpecLoader:
         return LoadError(self.dir / name, message, line_of(self.texts.get(name, ""), path))
 
     def _check_document(self, name: str, doc: Any) -> None:
+        if name.startswith("data/"):
+            return  # data an operation answers with, not a schema
         if name == "contract.json":
             self._check_against(name, doc, _meta_validator("contract.schema.json"))
         elif name.startswith("operations/"):
@@ -501,7 +550,28 @@ class _SpecLoader:
             request_body=body,
             responses=responses,
             source=source,
+            behaviour=self._behaviour(name, doc, params["path"]),
         )
+
+    def _behaviour(self, name: str, doc: dict[str, Any], path_params: Mapping[str, Parameter]) -> Behaviour | None:
+        spec = doc.get("behaviour")
+        if spec is None:
+            return None
+        if spec.get("key") and spec["key"] not in path_params:
+            raise self._error(name, ("behaviour", "key"), f"behaviour.key {spec['key']!r} is not a path parameter")
+        data = None
+        if "data" in spec:
+            data_name = "data/" + spec["data"]
+            if data_name not in self.docs:
+                raise self._error(name, ("behaviour", "data"), f"no file {data_name} in the spec")
+            data = self.docs[data_name]
+        page = None
+        if "page" in spec:
+            p = spec["page"]
+            page = Page(p["items"], p["limit"], p["page"], p["pages"], p["links"], p["limitParam"], p["pageParam"],
+                        p["defaultLimit"])
+        return Behaviour(kind=spec["kind"], collection=spec.get("collection"), id_field=spec.get("idField"),
+                         key=spec.get("key"), action=spec.get("action"), data=data, page=page)
 
     def _parameter(self, registry: Registry, name: str, location: str, pname: str,
                    spec: dict[str, Any]) -> Parameter:

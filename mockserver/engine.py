@@ -9,15 +9,19 @@ error always wins), credentials, content type, body size, JSON, path parameters
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
+from urllib.parse import urlencode
 
 import orjson
 
 from .contract import Contract, Operation
+from .store import Store, Stored, page_of
 from .errors import (
+    RESOURCE_NOT_FOUND,
     UNABLE_TO_PROCESS,
     UNAUTHORISED,
     UNSUPPORTED_MEDIA_TYPE,
@@ -35,6 +39,7 @@ from .scenarios import (
     UnknownScenario,
     deep_merge,
     default_problem,
+    fingerprint,
 )
 from .validation import (
     bearer_token,
@@ -84,6 +89,8 @@ class MockResponse:
     scenario: str | None = None
     rule: str | None = None
     close: bool = False
+    pending: Any = None  # an awaitable giving (status, body) or an ApiProblem
+    pending_rule: Any = None
 
 
 @dataclass(frozen=True)
@@ -107,6 +114,18 @@ class Engine:
         self.plans = {
             (op.operation_id, status): BodyPlan(resp.schema, op.request_body.schema if op.request_body else None)
             for op in contract.operations for status, resp in op.responses.items() if 200 <= status < 300
+        }
+        self.store = Store()
+        self.actions: dict[str, Callable[[ActionCall], Any]] = {}
+        self.by_id = {op.operation_id: op for op in contract.operations}
+        self.write_only = {
+            op.operation_id: sorted(_flagged(op.request_body.schema, "writeOnly")) if op.request_body else []
+            for op in contract.operations
+        }
+        self.updatable = {
+            op.operation_id: [name for name, _ in plan.echoed]
+            for op in contract.operations
+            for (op_id, status), plan in self.plans.items() if op_id == op.operation_id
         }
         self.api_key_headers = sorted({s.header for op in contract.operations for s in op.security
                                        if s.kind == "apiKey"})
@@ -140,10 +159,103 @@ class Engine:
             return self._error(failure, rid, op)
         status = rule.respond.status if rule is not None else self.success[op.operation_id]
         ok, body = req.json()
-        out = self.plans[(op.operation_id, status)].render(self.generator, body if ok else None)
-        if rule is not None and rule.respond.body:
+        done = self.perform(op, params, req, body if ok else None, status)
+        if isinstance(done, ApiProblem):
+            return self._error(done, rid, op)
+        if not isinstance(done, tuple):  # an action that must wait for I/O: the adapter awaits it
+            return MockResponse(status=status, body=b"", request_id=rid, operation=op.operation_id,
+                                scenario=scenario_name, rule=rule.label if rule else None,
+                                pending=done, pending_rule=rule)
+        status, out = done
+        return self.finish(status, out, rid, op, scenario_name, rule)
+
+    def finish(self, status: int, out: Any, rid: str, op: Operation | None, scenario: str | None,
+               rule: Rule | None) -> MockResponse:
+        """The answer of a valid request, with a scripted body merged over it."""
+        if rule is not None and rule.respond.body and 200 <= status < 300 and isinstance(out, dict):
             out = deep_merge(out, rule.respond.body)
-        return self._answer(status, out, rid, op, scenario_name, rule)
+        return self._answer(status, out, rid, op, scenario, rule)
+
+    def complete(self, pending: MockResponse, outcome: tuple[int, Any] | ApiProblem) -> MockResponse:
+        """Turn the outcome of an awaited action into the answer."""
+        op = self.by_id.get(pending.operation or "")
+        if isinstance(outcome, ApiProblem):
+            return self._error(outcome, pending.request_id, op)
+        status, out = outcome
+        return self.finish(status, out, pending.request_id, op, pending.scenario, pending.pending_rule)
+
+    # ------------------------------------------------------------ behaviours
+
+    def perform(self, op: Operation, params: Mapping[str, str], req: MockRequest, body: Any,
+                status: int) -> tuple[int, Any] | ApiProblem | Any:
+        """Do what the operation's behaviour says; (status, body), an ApiProblem, or an awaitable."""
+        plan = self.plans.get((op.operation_id, status))
+        behaviour = op.behaviour
+        if behaviour is None or behaviour.kind == "create":
+            out = plan.render(self.generator, body) if plan else None
+            if behaviour is not None and isinstance(out, dict):
+                secrets = {k: body[k] for k in self.write_only[op.operation_id] if isinstance(body, dict) and k in body}
+                self.store.put(self.tenant(req.headers), behaviour.collection, str(out.get(behaviour.id_field)),
+                               out, secrets)
+            return status, out
+        if behaviour.kind == "data":
+            return status, copy.deepcopy(behaviour.data)
+        if behaviour.kind == "list":
+            return status, self._list(op, behaviour, req)
+        tenant = self.tenant(req.headers)
+        key = params.get(behaviour.key or "", "")
+        stored = self.store.get(tenant, behaviour.collection, key) if behaviour.key else None
+        if behaviour.key and stored is None:
+            return problem(404, RESOURCE_NOT_FOUND, f"No {behaviour.collection} with id {key!r} here")
+        if behaviour.kind == "read":
+            return status, stored.body
+        if behaviour.kind == "delete":
+            self.store.delete(tenant, behaviour.collection, key)
+            return status, stored.body
+        if behaviour.kind == "update":
+            for name in self.updatable.get(op.operation_id, ()):
+                if isinstance(body, dict) and name in body:
+                    stored.body[name] = body[name]
+            for name in self.write_only[op.operation_id]:
+                if isinstance(body, dict) and name in body:
+                    stored.secrets[name] = body[name]
+            return status, stored.body
+        action = self.actions.get(behaviour.action or "")
+        if action is None:
+            return problem(500, message=f"No action {behaviour.action!r} is available in this mock")
+        return action(ActionCall(self, op, tenant, stored, body, status, req))
+
+    def _list(self, op: Operation, behaviour: Any, req: MockRequest) -> dict[str, Any]:
+        page = behaviour.page
+        limit = _positive(req.query.get(page.limit_param), page.default_limit)
+        number = _positive(req.query.get(page.page_param), 1)
+        items = [s.body for s in self.store.items(self.tenant(req.headers), behaviour.collection)]
+        chosen, pages = page_of(items, number, limit)
+
+        def link(n: int) -> str | None:
+            if n < 1 or n > pages:
+                return None
+            query = {**req.query, page.limit_param: str(limit), page.page_param: str(n)}
+            return f"{req.path}?{urlencode(query)}"
+
+        return {
+            page.items: chosen,
+            page.limit: limit,
+            page.page: number,
+            page.pages: pages,
+            page.links: {"first": link(1), "previous": link(number - 1), "current": link(number) or
+                         f"{req.path}?{urlencode({**req.query, page.page_param: str(number)})}",
+                         "next": link(number + 1)},
+        }
+
+    def tenant(self, headers: Mapping[str, str]) -> str:
+        """Whose resources a request sees: its platform id, else its credential's fingerprint."""
+        header = self.contract.tenancy_header
+        if header and headers.get(header, "").strip():
+            return "platform:" + headers[header].strip()
+        for kind, value in self.credentials(headers):
+            return f"{kind}:{fingerprint(value)}"
+        return "anonymous"
 
     def route(self, method: str, path: str) -> tuple[Operation, dict[str, str]] | ApiProblem:
         """The operation for a method and path; 404 for an unknown path, 405 for a wrong method."""
@@ -179,6 +291,9 @@ class Engine:
             if body.schema.get("type") == "object" and not isinstance(value, dict):
                 return problem(400, UNABLE_TO_PROCESS, "The body must be a JSON object")
         violations = parameter_violations(op.path_params, params, "path")
+        if violations:
+            return from_violations(violations)
+        violations = parameter_violations(op.query_params, req.query, "query")
         if violations:
             return from_violations(violations)
         if body is not None:
@@ -266,6 +381,28 @@ class Engine:
         """An ApiError answer outside the pipeline (admin API, oversize bodies, unexpected faults)."""
         rid = self.generator.token(self.contract.request_id.prefix, self.contract.request_id.length)
         return self._error(failure, rid)
+
+
+@dataclass
+class ActionCall:
+    """Everything a named action gets: the engine, the operation, whose resource, and the request."""
+
+    engine: Engine
+    op: Operation
+    tenant: str
+    stored: Stored | None
+    body: Any
+    status: int
+    request: MockRequest
+
+
+def _positive(value: str | None, default: int) -> int:
+    return int(value) if value is not None and value.isdigit() and int(value) > 0 else default
+
+
+def _flagged(schema: Mapping[str, Any], flag: str) -> list[str]:
+    return [name for name, prop in schema.get("properties", {}).items()
+            if isinstance(prop, Mapping) and prop.get(flag) is True]
 
 
 def dump(value: Any) -> bytes:

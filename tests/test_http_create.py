@@ -151,17 +151,20 @@ async def test_body_over_the_limit_without_content_length_is_400(make_client):
     await api_error(resp, 400, "BAD_REQUEST", None)
 
 
-@pytest.mark.parametrize("path", ["/", "/webhooks", "/v1/webhooks/", "/v1/webhook", "/v1/webhooks/extra", "/__mock/nope"])
+@pytest.mark.parametrize("path", ["/", "/webhooks", "/v1/webhooks/", "/v1/webhook", "/v1/webhooks/a/b/c", "/__mock/nope"])
 async def test_unknown_path_is_404(client, path):
     resp = await client.post(path, json=minimal(), headers=AUTH)
     await api_error(resp, 404, "RESOURCE_NOT_FOUND", None)
 
 
-@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE", "PATCH"])
-async def test_wrong_method_is_405(client, method):
-    resp = await client.request(method, "/v1/webhooks", json=minimal(), headers=AUTH)
+@pytest.mark.parametrize("method, path, allowed", [
+    ("PUT", "/v1/webhooks", "GET, POST"), ("DELETE", "/v1/webhooks", "GET, POST"), ("PATCH", "/v1/webhooks", "GET, POST"),
+    ("POST", "/v1/webhooks/whk_1", "DELETE, GET, PATCH"), ("GET", "/v1/webhooks/whk_1/send-test", "POST"),
+])
+async def test_wrong_method_is_405(client, method, path, allowed):
+    resp = await client.request(method, path, json=minimal(), headers=AUTH)
     await api_error(resp, 405, "INVALID_OPERATION", None)
-    assert resp.headers["Allow"] == "POST"
+    assert resp.headers["Allow"] == allowed
 
 
 @pytest.mark.parametrize("request_kwargs, status, code", [

@@ -69,7 +69,7 @@ def test_serve_refuses_a_broken_scenario_with_one_line(tmp_path):
     code = run(["serve", "--port", "0", "--scenarios-dir", str(directory)], out, err)
     assert code == 1
     assert err.getvalue().strip() == (f"mockserver: error: {directory}/broken.yaml:2: at rules.0.respond.status: "
-                                      "status 418 is not a status of the contract here; use one of 201, 400, 401, 403, 500")
+                                      "status 418 is not a status of the contract here; use one of 200, 201, 400, 401, 403, 404, 409, 500")
 
 
 def test_name_defaults_to_the_file_stem_and_duplicates_are_refused(tmp_path):
@@ -190,7 +190,7 @@ async def test_a_scripted_error_wins_over_every_check(scripted):
 async def test_routing_still_comes_before_the_scenario(scripted):
     client = await scripted(scenario="s", s="rules:\n  - respond: {status: 500}\n")
     await api_error(await client.post("/nope", json=minimal(), headers=AUTH), 404, "RESOURCE_NOT_FOUND")
-    await api_error(await client.get("/v1/webhooks", headers=AUTH), 405, "INVALID_OPERATION")
+    await api_error(await client.delete("/v1/webhooks", headers=AUTH), 405, "INVALID_OPERATION")
 
 
 async def test_a_body_that_is_not_json_matches_no_body_rule(scripted):

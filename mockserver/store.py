@@ -1,0 +1,70 @@
+"""Resources the mock has created, kept in memory per tenant, so read, list, update and delete
+answer with what was created.
+
+A tenant is the value of the contract's tenancy header (the platform id) when a request sends
+it, else a fingerprint of its credential, so parallel test runs do not see each other's data.
+Write-only request fields (credentials that must never be answered) are kept apart from the
+answer body, for the code that needs them (deliveries authenticate with them).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+
+@dataclass
+class Stored:
+    body: dict[str, Any]
+    secrets: dict[str, Any] = field(default_factory=dict)
+
+
+class Store:
+    """tenant -> collection -> id -> Stored, in creation order."""
+
+    def __init__(self) -> None:
+        self._data: dict[str, dict[str, dict[str, Stored]]] = {}
+
+    def put(self, tenant: str, collection: str, key: str, body: dict[str, Any],
+            secrets: dict[str, Any] | None = None) -> Stored:
+        items = self._data.setdefault(tenant, {}).setdefault(collection, {})
+        stored = items.get(key)
+        if stored is None:
+            stored = items[key] = Stored(body, dict(secrets or {}))
+        else:
+            stored.body = body
+            stored.secrets.update(secrets or {})
+        return stored
+
+    def get(self, tenant: str, collection: str, key: str) -> Stored | None:
+        return self._data.get(tenant, {}).get(collection, {}).get(key)
+
+    def delete(self, tenant: str, collection: str, key: str) -> Stored | None:
+        return self._data.get(tenant, {}).get(collection, {}).pop(key, None)
+
+    def items(self, tenant: str, collection: str) -> list[Stored]:
+        return list(self._data.get(tenant, {}).get(collection, {}).values())
+
+    def everywhere(self, collection: str) -> Iterator[tuple[str, Stored]]:
+        """Every stored item of a collection with its tenant (event fan-out)."""
+        for tenant, collections in self._data.items():
+            for stored in list(collections.get(collection, {}).values()):
+                yield tenant, stored
+
+    def find(self, collection: str, key: str) -> tuple[str, Stored] | None:
+        for tenant, collections in self._data.items():
+            stored = collections.get(collection, {}).get(key)
+            if stored is not None:
+                return tenant, stored
+        return None
+
+    def clear(self) -> None:
+        self._data.clear()
+
+
+def page_of(items: list[Any], page: int, limit: int) -> tuple[list[Any], int]:
+    """Items of one page (pages count from 1) and the number of pages (at least 1)."""
+    pages = max(1, math.ceil(len(items) / limit))
+    start = (page - 1) * limit
+    return items[start:start + limit], pages
