@@ -34,6 +34,8 @@ def register(app: web.Application, admin_token: str | None = None) -> None:
         ("PUT", "/scenario", put_scenario, True),
         ("GET", "/scenarios", list_scenarios, True),
         ("POST", "/reset", reset, True),
+        ("POST", "/events", emit_event, True),
+        ("GET", "/deliveries", list_deliveries, True),
     ]
     allowed: dict[str, list[str]] = {}
     for method, path, handler, guarded in routes:
@@ -136,6 +138,29 @@ async def put_scenario(request: web.Request) -> web.Response:
         known = ", ".join(sorted(book.scenarios)) or "none loaded"
         return failure(request, problem(400, field="name", message=f"Unknown scenario {name!r}; known: {known}"))
     return answer(request, 200, book.state())
+
+
+async def emit_event(request: web.Request) -> web.Response:
+    """``{"type": "INVOICE.CREATED", "data": {...}}``: deliver to every webhook that selects it
+    (on the platform named by the tenancy header, or on every platform without one)."""
+    mock = request.app[MOCK]
+    try:
+        payload = json.loads(await request.text())
+    except (ValueError, UnicodeDecodeError):
+        return failure(request, problem(400, message='Send a JSON object such as {"type": "INVOICE.CREATED"}'))
+    if not isinstance(payload, dict) or not isinstance(payload.get("type"), str):
+        return failure(request, problem(400, field="type", message='Send a JSON object with "type", such as INVOICE.CREATED'))
+    header = mock.engine.contract.tenancy_header
+    platform = request.headers.get(header) if header else None
+    result = mock.deliveries.emit(payload["type"], payload.get("data"), platform or None)
+    if isinstance(result, ApiProblem):
+        return failure(request, result)
+    return answer(request, 202, result)
+
+
+async def list_deliveries(request: web.Request) -> web.Response:
+    webhook = request.query.get("webhook_id")
+    return answer(request, 200, {"deliveries": request.app[MOCK].deliveries.snapshot(webhook)})
 
 
 async def list_scenarios(request: web.Request) -> web.Response:

@@ -15,7 +15,7 @@ import string
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Iterable
 
 from aiohttp import web
 
@@ -24,6 +24,7 @@ from .engine import Engine, MockRequest, MockResponse, Options, dump
 from .errors import ApiProblem, problem
 from .generation import Generator
 from .journal import DEFAULT_LIMIT, Journal
+from .lifecycle import Deliveries, install
 from .logs import ACCESS
 from .scenarios import ScenarioBook, load_scenarios
 
@@ -41,6 +42,7 @@ class Mock:
 
     engine: Engine
     journal: Journal
+    deliveries: Deliveries
 
     @property
     def book(self) -> ScenarioBook:
@@ -51,6 +53,7 @@ class Mock:
         self.journal.clear()
         self.book.reset()
         self.engine.store.clear()
+        self.deliveries.reset()
 
 
 MOCK = web.AppKey("mockserver", Mock)
@@ -59,7 +62,9 @@ MOCK = web.AppKey("mockserver", Mock)
 def build_mock(spec_dir: Path | str | None = None, scenarios_dir: Path | str | None = None,
                scenario: str | None = None, seed: int | None = None, strict: bool = False,
                max_body_bytes: int = 1024 * 1024, journal_limit: int = DEFAULT_LIMIT,
-               contract: Contract | None = None, read_timeout_s: float = 10.0) -> Mock:
+               contract: Contract | None = None, read_timeout_s: float = 10.0,
+               delivery_timeout_s: float = 10.0, fast_retries: bool = False,
+               delivery_allowed_hosts: Iterable[str] = ()) -> Mock:
     """Load, check and compile everything; raises LoadError/LoadErrors before anything listens."""
     contract = contract or load_contract(spec_dir)
     scenarios = load_scenarios(scenarios_dir, contract)
@@ -69,26 +74,36 @@ def build_mock(spec_dir: Path | str | None = None, scenarios_dir: Path | str | N
                                                                  read_timeout_s=read_timeout_s))
     secret_headers = {s.header for op in contract.operations for s in op.security}
     journal = Journal(journal_limit, contract.write_only_fields(), secret_headers)
-    return Mock(engine, journal)
+    deliveries = Deliveries(engine, delivery_timeout_s, fast_retries, delivery_allowed_hosts, journal_limit)
+    install(engine, deliveries)
+    return Mock(engine, journal, deliveries)
 
 
 def create_app(spec_dir: Path | str | None = None, scenarios_dir: Path | str | None = None,
                scenario: str | None = None, seed: int | None = None, strict: bool = False,
                max_body_bytes: int = 1024 * 1024, journal_limit: int = DEFAULT_LIMIT,
                admin_token: str | None = None, hot_reload: bool = True,
-               mock: Mock | None = None, read_timeout_s: float = 10.0) -> web.Application:
+               mock: Mock | None = None, read_timeout_s: float = 10.0,
+               delivery_timeout_s: float = 10.0, fast_retries: bool = False,
+               delivery_allowed_hosts: Iterable[str] = ()) -> web.Application:
     """An aiohttp Application serving the mock; hand it to ``aiohttp_client`` or any runner."""
     from . import admin
 
     mock = mock or build_mock(spec_dir, scenarios_dir, scenario, seed, strict, max_body_bytes, journal_limit,
-                              read_timeout_s=read_timeout_s)
+                              read_timeout_s=read_timeout_s, delivery_timeout_s=delivery_timeout_s,
+                              fast_retries=fast_retries, delivery_allowed_hosts=delivery_allowed_hosts)
     app = web.Application(client_max_size=mock.engine.options.max_body_bytes)
     app[MOCK] = mock
     admin.register(app, admin_token)
     app.router.add_route("*", r"/{tail:[\s\S]*}", handle)
     if hot_reload and mock.book.directory is not None:
         app.cleanup_ctx.append(_reload_scenarios)
+    app.on_cleanup.append(_close_deliveries)
     return app
+
+
+async def _close_deliveries(app: web.Application) -> None:
+    await app[MOCK].deliveries.close()
 
 
 async def handle(request: web.Request) -> web.StreamResponse:

@@ -53,6 +53,12 @@ def _parser() -> argparse.ArgumentParser:
                        help="seconds a client gets to send its whole body (default 10)")
     serve.add_argument("--idle-timeout", type=float, default=15.0,
                        help="seconds before a connection that sends no complete request is closed (default 15)")
+    serve.add_argument("--delivery-timeout", type=float, default=10.0,
+                       help="seconds a webhook receiver gets to answer a delivery (default 10)")
+    serve.add_argument("--fast-retries", action="store_true",
+                       help="retry failed deliveries after milliseconds instead of seconds (for tests)")
+    serve.add_argument("--delivery-allow-host", action="append", default=[], metavar="HOST",
+                       help="also deliver to this host (default: loopback only; '*' allows every host)")
     serve.add_argument("--no-reload", action="store_true", help="do not reload changed scenario files")
     serve.add_argument("--log-level", default="INFO", type=str.upper,
                        choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], help="default INFO")
@@ -123,7 +129,9 @@ def _report(exc: LoadError | LoadErrors, err: TextIO) -> None:
 def _serve(args: argparse.Namespace, scenarios_dir: Path | None, out: TextIO, err: TextIO) -> int:
     try:
         mock = build_mock(args.spec_dir, scenarios_dir, args.scenario, args.seed, args.strict,
-                          args.max_body_bytes, args.journal_limit, read_timeout_s=args.read_timeout)
+                          args.max_body_bytes, args.journal_limit, read_timeout_s=args.read_timeout,
+                          delivery_timeout_s=args.delivery_timeout, fast_retries=args.fast_retries,
+                          delivery_allowed_hosts=args.delivery_allow_host)
     except (LoadError, LoadErrors) as exc:
         _report(exc, err)
         return 1

@@ -7,6 +7,7 @@ thread; before every test its journal, counters, bindings and scenario are reset
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -128,6 +129,30 @@ class MockServer:
     def assert_not_called(self, *, method: str | None = None, path: str | None = None) -> None:
         self.assert_called(0, method=method, path=path)
 
+    @property
+    def deliveries(self) -> list[dict[str, Any]]:
+        """Every delivery attempt to a webhook receiver, oldest first."""
+        return self._server.call(self._server.mock.deliveries.snapshot)
+
+    def emit(self, event_type: str, data: dict[str, Any] | None = None, platform: str | None = None) -> dict[str, Any]:
+        """Send an event (such as ``INVOICE.CREATED``) to every webhook that selects it."""
+        result = self._server.call(self._server.mock.deliveries.emit, event_type, data, platform)
+        if not isinstance(result, dict):
+            raise ValueError(result.message)
+        return result
+
+    def wait_for_deliveries(self, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
+        """Wait until at least ``count`` delivery attempts were made; deliveries run in the background."""
+        deadline = time.monotonic() + timeout
+        while True:
+            attempts = self.deliveries
+            if len(attempts) >= count:
+                return attempts
+            if time.monotonic() > deadline:
+                raise AssertionError(f"expected {count} delivery attempt(s) within {timeout:g} s, got "
+                                     f"{len(attempts)}: {attempts!r}")
+            time.sleep(0.01)
+
 
 class _Selection:
     """Undoes ``use()`` when used as a context manager."""
@@ -176,7 +201,7 @@ def _closeness(expected: Any, actual: Any) -> int:
 def mockserver_session(pytestconfig: pytest.Config) -> Iterator[ServerThread]:
     """The session's server; started the first time a test asks for ``mockserver``."""
     settings = _settings(pytestconfig)
-    mock = build_mock(settings["spec_dir"], settings["scenarios_dir"], seed=settings["seed"])
+    mock = build_mock(settings["spec_dir"], settings["scenarios_dir"], seed=settings["seed"], fast_retries=True)
     server = ServerThread(create_app(mock=mock, hot_reload=False)).start()
     yield server
     server.stop()
