@@ -110,7 +110,10 @@ class Engine:
         self.book = book or ScenarioBook({})
         self.generator = generator or Generator()
         self.options = options or Options()
-        self.routes = sorted(contract.operations, key=lambda op: -op.literal_segments)
+        items: dict[str, list[Operation]] = {}
+        for op in sorted(contract.operations, key=lambda op: -op.literal_segments):
+            items.setdefault(op.path_regex.pattern, []).append(op)
+        self.path_items = list(items.items())
         self.plans = {
             (op.operation_id, status): BodyPlan(resp.schema, op.request_body.schema if op.request_body else None)
             for op in contract.operations for status, resp in op.responses.items() if 200 <= status < 300
@@ -258,17 +261,20 @@ class Engine:
         return "anonymous"
 
     def route(self, method: str, path: str) -> tuple[Operation, dict[str, str]] | ApiProblem:
-        """The operation for a method and path; 404 for an unknown path, 405 for a wrong method."""
-        allowed = []
-        for op in self.routes:
-            params = op.match_path(path)
+        """The operation for a method and path; 404 for an unknown path, 405 for a wrong method.
+
+        As in OpenAPI, each path template is one path item: the most specific template
+        that fits the path decides (``/webhooks/actions`` before ``/webhooks/{id}``), and a
+        method it does not list is a 405, never a fall-through to another template.
+        """
+        for template, operations in self.path_items:
+            params = operations[0].match_path(path)
             if params is None:
                 continue
-            if op.method == method:
-                return op, params
-            allowed.append(op.method)
-        if allowed:
-            methods = ", ".join(sorted(set(allowed)))
+            for op in operations:
+                if op.method == method:
+                    return op, params
+            methods = ", ".join(sorted(op.method for op in operations))
             return problem(405, message=f"{method} is not allowed on {path}; allowed: {methods}",
                            headers=[("Allow", methods)])
         return problem(404, message=f"No operation of the contract lives at {path}")

@@ -13,6 +13,8 @@ from jsonschema import Draft202012Validator
 
 from mockserver import create_app, load_contract
 
+pytest_plugins = ["pytester"]
+
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = ROOT / "spec"
 SCENARIOS = ROOT / "scenarios"

@@ -160,6 +160,7 @@ async def test_unknown_path_is_404(client, path):
 @pytest.mark.parametrize("method, path, allowed", [
     ("PUT", "/v1/webhooks", "GET, POST"), ("DELETE", "/v1/webhooks", "GET, POST"), ("PATCH", "/v1/webhooks", "GET, POST"),
     ("POST", "/v1/webhooks/whk_1", "DELETE, GET, PATCH"), ("GET", "/v1/webhooks/whk_1/send-test", "POST"),
+    ("GET", "/v1/webhooks/test-connection", "POST"), ("DELETE", "/v1/webhooks/actions", "GET"),
 ])
 async def test_wrong_method_is_405(client, method, path, allowed):
     resp = await client.request(method, path, json=minimal(), headers=AUTH)

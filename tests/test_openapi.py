@@ -72,7 +72,7 @@ def test_schemathesis_finds_no_contract_violation(live, tmp_path):
     server = live(idle_timeout=5)
     result = subprocess.run(
         [_schemathesis(), "run", f"{server.url}/__mock/openapi.json", "--checks", "all",
-         "--exclude-checks", "ignored_auth", "--max-examples", "40", "--seed", "20261129",
+         "--exclude-checks", "ignored_auth", "--max-examples", "20", "--seed", "20261129",
          "--header", "X-API-KEY: schemathesis", "--no-color", "--workers", "1",
          "--report-dir", str(tmp_path), "--generation-database", "none"],
         capture_output=True, text=True, timeout=300, cwd=tmp_path)

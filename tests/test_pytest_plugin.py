@@ -6,7 +6,6 @@ import pytest
 
 from conftest import SCENARIOS
 
-pytest_plugins = ["pytester"]
 
 HELPERS = '''
 import json, urllib.error, urllib.request
