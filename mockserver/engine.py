@@ -98,6 +98,7 @@ class Options:
     strict: bool = False
     max_body_bytes: int = 1024 * 1024
     read_timeout_s: float = 10.0
+    store_limit: int = 10_000
 
 
 class Engine:
@@ -118,7 +119,7 @@ class Engine:
             (op.operation_id, status): BodyPlan(resp.schema, op.request_body.schema if op.request_body else None)
             for op in contract.operations for status, resp in op.responses.items() if 200 <= status < 300
         }
-        self.store = Store()
+        self.store = Store(self.options.store_limit)
         self.actions: dict[str, Callable[[ActionCall], Any]] = {}
         self.by_id = {op.operation_id: op for op in contract.operations}
         self.write_only = {

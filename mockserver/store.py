@@ -10,6 +10,7 @@ answer body, for the code that needs them (deliveries authenticate with them).
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
@@ -21,10 +22,17 @@ class Stored:
 
 
 class Store:
-    """tenant -> collection -> id -> Stored, in creation order."""
+    """tenant -> collection -> id -> Stored, in creation order.
 
-    def __init__(self) -> None:
+    Bounded: past ``limit`` resources in all, the oldest is forgotten, so a soak test that
+    creates without end cannot exhaust memory; ``dropped`` counts what was forgotten.
+    """
+
+    def __init__(self, limit: int = 10_000) -> None:
+        self.limit = max(1, limit)
+        self.dropped = 0
         self._data: dict[str, dict[str, dict[str, Stored]]] = {}
+        self._order: OrderedDict[tuple[str, str, str], None] = OrderedDict()
 
     def put(self, tenant: str, collection: str, key: str, body: dict[str, Any],
             secrets: dict[str, Any] | None = None) -> Stored:
@@ -32,6 +40,11 @@ class Store:
         stored = items.get(key)
         if stored is None:
             stored = items[key] = Stored(body, dict(secrets or {}))
+            self._order[(tenant, collection, key)] = None
+            if len(self._order) > self.limit:
+                old_tenant, old_collection, old_key = self._order.popitem(last=False)[0]
+                self._data[old_tenant][old_collection].pop(old_key, None)
+                self.dropped += 1
         else:
             stored.body = body
             stored.secrets.update(secrets or {})
@@ -41,6 +54,7 @@ class Store:
         return self._data.get(tenant, {}).get(collection, {}).get(key)
 
     def delete(self, tenant: str, collection: str, key: str) -> Stored | None:
+        self._order.pop((tenant, collection, key), None)
         return self._data.get(tenant, {}).get(collection, {}).pop(key, None)
 
     def items(self, tenant: str, collection: str) -> list[Stored]:
@@ -61,6 +75,8 @@ class Store:
 
     def clear(self) -> None:
         self._data.clear()
+        self._order.clear()
+        self.dropped = 0
 
 
 def page_of(items: list[Any], page: int, limit: int) -> tuple[list[Any], int]:

@@ -132,3 +132,25 @@ def test_scenario_statuses_follow_the_operation_they_target(tmp_path, status):
         f"rules:\n  - match: {{method: POST, path: /v1/webhooks/whk_1/send-penalty-box-payload}}\n"
         f"    respond: {{status: {status}}}\n")
     assert "x" in load_scenarios(directory, CONTRACT)
+
+
+def test_the_store_is_bounded_and_forgets_the_oldest_first():
+    from mockserver.store import Store
+    store = Store(limit=3)
+    for i in range(5):
+        store.put("t", "webhooks", f"w{i}", {"id": f"w{i}"})
+    assert [s.body["id"] for s in store.items("t", "webhooks")] == ["w2", "w3", "w4"]
+    assert store.dropped == 2
+    store.delete("t", "webhooks", "w3")
+    store.put("t", "webhooks", "w5", {"id": "w5"})
+    assert [s.body["id"] for s in store.items("t", "webhooks")] == ["w2", "w4", "w5"]
+
+
+def test_openapi_describes_every_served_operation():
+    from mockserver.openapi import document
+    doc = document(CONTRACT)
+    described = {(method.upper(), path) for path, item in doc["paths"].items() for method in item}
+    assert described == {(op.method, op.path) for op in CONTRACT.operations}
+    list_op = doc["paths"]["/v{version}/webhooks"]["get"]
+    assert {p["name"] for p in list_op["parameters"] if p["in"] == "query"} == {"limit", "page", "order_by",
+                                                                               "order_direction"}
