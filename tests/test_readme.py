@@ -1,0 +1,14 @@
+"""The README's receiver example runs as written."""
+
+from __future__ import annotations
+
+import re
+
+from conftest import ROOT
+
+
+def test_receiver_example_in_the_readme_passes(pytester):
+    readme = (ROOT / "README.md").read_text()
+    code = re.search(r"```python\n(# test_receiver\.py.*?)```", readme, re.S).group(1)
+    pytester.makepyfile(test_receiver=code)
+    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
