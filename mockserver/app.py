@@ -64,14 +64,14 @@ def build_mock(spec_dir: Path | str | None = None, scenarios_dir: Path | str | N
                max_body_bytes: int = 1024 * 1024, journal_limit: int = DEFAULT_LIMIT,
                contract: Contract | None = None, read_timeout_s: float = 10.0,
                delivery_timeout_s: float = 10.0, fast_retries: bool = False,
-               delivery_allowed_hosts: Iterable[str] = ()) -> Mock:
+               delivery_allowed_hosts: Iterable[str] = (), store_limit: int = 10_000) -> Mock:
     """Load, check and compile everything; raises LoadError/LoadErrors before anything listens."""
     contract = contract or load_contract(spec_dir)
     scenarios = load_scenarios(scenarios_dir, contract)
     book = ScenarioBook(scenarios, default=scenario,
                         directory=Path(scenarios_dir) if scenarios_dir else None, contract=contract)
     engine = Engine(contract, book, Generator(seed), Options(strict=strict, max_body_bytes=max_body_bytes,
-                                                                 read_timeout_s=read_timeout_s))
+                                                                 read_timeout_s=read_timeout_s, store_limit=store_limit))
     secret_headers = {s.header for op in contract.operations for s in op.security}
     journal = Journal(journal_limit, contract.write_only_fields(), secret_headers)
     deliveries = Deliveries(engine, delivery_timeout_s, fast_retries, delivery_allowed_hosts, journal_limit)

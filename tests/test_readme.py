@@ -10,5 +10,6 @@ from conftest import ROOT
 def test_receiver_example_in_the_readme_passes(pytester):
     readme = (ROOT / "README.md").read_text()
     code = re.search(r"```python\n(# test_receiver\.py.*?)```", readme, re.S).group(1)
+    pytester.makeini("[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n")
     pytester.makepyfile(test_receiver=code)
     pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)

@@ -96,7 +96,7 @@ def test_soak_10000_mixed_requests_lose_nothing():
 
 
 def test_journal_bound_drops_oldest_and_memory_stops_growing():
-    proc, base = start("--journal-limit", "2000")
+    proc, base = start("--journal-limit", "2000", "--store-limit", "1000")
     try:
         asyncio.run(blast(base, 4_000))
         journal = asyncio.run(_journal(base))
