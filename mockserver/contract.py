@@ -392,6 +392,8 @@ class _SpecLoader:
         self.dir = spec_dir
         self.texts: dict[str, str] = {}
         self.docs: dict[str, Any] = {}
+        self.checked: set[str] = set()
+        self.compiled: dict[tuple[str, bool | None], Validator] = {}
 
     def load(self) -> Contract:
         if not self.dir.is_dir():
@@ -479,6 +481,9 @@ class _SpecLoader:
     def _check_schema(self, name: str, where: tuple[Any, ...], schema: Any) -> None:
         if not isinstance(schema, dict):
             raise self._error(name, where, "a schema must be a JSON object")
+        fingerprint = json.dumps(schema, sort_keys=True)
+        if fingerprint in self.checked:  # operations repeat the same small schemas many times
+            return
         try:
             Draft202012Validator.check_schema(schema)
         except SchemaError as exc:
@@ -496,6 +501,7 @@ class _SpecLoader:
                     re.compile(pattern)
                 except re.error as exc:
                     raise self._error(name, where + path, f"invalid pattern {pattern!r}: {exc}") from None
+        self.checked.add(fingerprint)
 
     def _resolve_at(self, registry: Registry, name: str, where: tuple[Any, ...], node: Any) -> Any:
         resolver = registry.resolver(base_uri=_BASE_URI + name)
@@ -522,14 +528,14 @@ class _SpecLoader:
             body = RequestBody(
                 content_type=rb["contentType"].lower(),
                 schema=schema,
-                validator=compile_validator(schema, fast=True),
-                strict_validator=compile_validator(_closed(schema), fast=None),
+                validator=self._validator(schema, fast=True),
+                strict_validator=self._validator(_closed(schema), fast=None),
                 required=rb.get("required", True),
             )
         responses = {}
         for status, spec in doc["responses"].items():
             schema = self._resolve_at(registry, name, ("responses", status, "schema"), spec["schema"])
-            responses[int(status)] = Response(int(status), spec["description"], schema, compile_validator(schema))
+            responses[int(status)] = Response(int(status), spec["description"], schema, self._validator(schema))
         security = tuple(
             SecurityScheme("apiKey", s["name"].lower()) if s["type"] == "apiKey"
             else SecurityScheme("bearer", "authorization")
@@ -579,11 +585,19 @@ class _SpecLoader:
         return Parameter(
             name=pname,
             schema=schema,
-            validator=compile_validator(schema),
+            validator=self._validator(schema),
             required=spec.get("required", location == "path"),
             error_code=spec.get("errorCode", INVALID_FIELD),
             description=spec.get("description"),
         )
+
+    def _validator(self, schema: dict[str, Any], fast: bool | None = False) -> Validator:
+        """One compiled validator per distinct schema: operations share many (errors, bodies)."""
+        key = (json.dumps(schema, sort_keys=True), fast)
+        found = self.compiled.get(key)
+        if found is None:
+            found = self.compiled[key] = compile_validator(schema, fast)
+        return found
 
     def _check_unique(self, operations: tuple[Operation, ...]) -> None:
         seen: dict[tuple[str, str], Operation] = {}

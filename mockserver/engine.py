@@ -120,6 +120,7 @@ class Engine:
             for op in contract.operations for status, resp in op.responses.items() if 200 <= status < 300
         }
         self.store = Store(self.options.store_limit)
+        self._tenants: dict[tuple[str, str], str] = {}
         self.actions: dict[str, Callable[[ActionCall], Any]] = {}
         self.by_id = {op.operation_id: op for op in contract.operations}
         self.write_only = {
@@ -258,7 +259,13 @@ class Engine:
         if header and headers.get(header, "").strip():
             return "platform:" + headers[header].strip()
         for kind, value in self.credentials(headers):
-            return f"{kind}:{fingerprint(value)}"
+            key = (kind, value)
+            tenant = self._tenants.get(key)
+            if tenant is None:
+                tenant = f"{kind}:{fingerprint(value)}"
+                if len(self._tenants) < 4096:
+                    self._tenants[key] = tenant
+            return tenant
         return "anonymous"
 
     def route(self, method: str, path: str) -> tuple[Operation, dict[str, str]] | ApiProblem:

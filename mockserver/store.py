@@ -11,14 +11,36 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from dataclasses import dataclass, field
 from typing import Any, Iterator
 
+import orjson
 
-@dataclass
+
 class Stored:
-    body: dict[str, Any]
-    secrets: dict[str, Any] = field(default_factory=dict)
+    """One resource: kept as JSON bytes until something reads it, then as the parsed dict.
+
+    Thousands of stored bodies as dicts and lists would all be walked by every full garbage
+    collection; as bytes they cost the collector nothing. Reading ``body`` parses once and
+    keeps the dict, which callers may change in place.
+    """
+
+    __slots__ = ("_raw", "_body", "secrets")
+
+    def __init__(self, body: dict[str, Any], secrets: dict[str, Any] | None = None) -> None:
+        self._raw: bytes | None = orjson.dumps(body)
+        self._body: dict[str, Any] | None = None
+        self.secrets: dict[str, Any] = dict(secrets or {})
+
+    @property
+    def body(self) -> dict[str, Any]:
+        if self._body is None:
+            self._body = orjson.loads(self._raw)
+            self._raw = None
+        return self._body
+
+    @body.setter
+    def body(self, value: dict[str, Any]) -> None:
+        self._body, self._raw = value, None
 
 
 class Store:
