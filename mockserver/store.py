@@ -27,7 +27,8 @@ class Stored:
     __slots__ = ("_raw", "_body", "secrets")
 
     def __init__(self, body: dict[str, Any], secrets: dict[str, Any] | None = None) -> None:
-        self._raw: bytes | None = orjson.dumps(body)
+        # orjson's bytes keep the capacity of its working buffer (about 8 KiB); keep an exact copy
+        self._raw: bytes | None = bytes(memoryview(orjson.dumps(body)))
         self._body: dict[str, Any] | None = None
         self.secrets: dict[str, Any] = dict(secrets or {})
 

@@ -154,3 +154,10 @@ def test_openapi_describes_every_served_operation():
     list_op = doc["paths"]["/v{version}/webhooks"]["get"]
     assert {p["name"] for p in list_op["parameters"] if p["in"] == "query"} == {"limit", "page", "order_by",
                                                                                "order_direction"}
+
+
+def test_a_stored_webhook_costs_its_json_size_not_a_serialiser_buffer():
+    import sys
+    from mockserver.store import Stored
+    body = {"id": "whk_1", "name": "n" * 100}
+    assert sys.getsizeof(Stored(body)._raw) < 512
