@@ -114,7 +114,10 @@ class Engine:
         items: dict[str, list[Operation]] = {}
         for op in sorted(contract.operations, key=lambda op: -op.literal_segments):
             items.setdefault(op.path_regex.pattern, []).append(op)
-        self.path_items = list(items.items())
+        # Path items by number of segments: a template only fits paths with as many.
+        self.path_items: dict[int, list[tuple[str, list[Operation]]]] = {}
+        for pattern, operations in items.items():
+            self.path_items.setdefault(operations[0].path.count("/"), []).append((pattern, operations))
         self.plans = {
             (op.operation_id, status): BodyPlan(resp.schema, op.request_body.schema if op.request_body else None)
             for op in contract.operations for status, resp in op.responses.items() if 200 <= status < 300
@@ -275,7 +278,7 @@ class Engine:
         that fits the path decides (``/webhooks/actions`` before ``/webhooks/{id}``), and a
         method it does not list is a 405, never a fall-through to another template.
         """
-        for template, operations in self.path_items:
+        for template, operations in self.path_items.get(path.count("/"), ()):
             params = operations[0].match_path(path)
             if params is None:
                 continue
