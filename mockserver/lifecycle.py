@@ -154,23 +154,28 @@ class Deliveries:
         """Deliver this webhook's events one by one, in order; hold them all while it is in the box."""
         while True:
             event = await line.queue.get()
-            stored = self.engine.store.get(tenant, COLLECTION, webhook_id)
-            if stored is None or stored.body.get(ACTIVE) is False:
-                continue
-            delivered = False
-            for attempt in range(1, MAX_ATTEMPTS + 1):
-                ok, _ = await self._send(stored, event, attempt)
-                if ok:
-                    delivered = True
-                    break
-                if attempt < MAX_ATTEMPTS:
-                    await asyncio.sleep(self._backoff(attempt))
-            if delivered:
-                continue
-            self._enter_box(stored, event, attempt)
-            line.held = event
-            line.released.clear()
-            await line.released.wait()  # send-penalty-box-payload delivers it and lets the rest flow
+            try:
+                await self._deliver(tenant, webhook_id, line, event)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # one bad event must not stop this webhook's line
+                log.exception("delivery of %s to webhook %s failed unexpectedly", event.event_id, webhook_id)
+
+    async def _deliver(self, tenant: str, webhook_id: str, line: _Line, event: _Event) -> None:
+        """Up to MAX_ATTEMPTS tries; then the penalty box, holding this line until released."""
+        stored = self.engine.store.get(tenant, COLLECTION, webhook_id)
+        if stored is None or stored.body.get(ACTIVE) is False:
+            return
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            ok, _ = await self._send(stored, event, attempt)
+            if ok:
+                return
+            if attempt < MAX_ATTEMPTS:
+                await asyncio.sleep(self._backoff(attempt))
+        self._enter_box(stored, event, MAX_ATTEMPTS)
+        line.held = event
+        line.released.clear()
+        await line.released.wait()  # send-penalty-box-payload delivers it and lets the rest flow
 
     def _backoff(self, attempt: int) -> float:
         return (0.005 if self.fast_retries else 1.0) * 2 ** (attempt - 1)
