@@ -130,6 +130,8 @@ class Page:
     limit_param: str
     page_param: str
     default_limit: int
+    order_param: str | None = None
+    direction_param: str | None = None
 
 
 @dataclass(frozen=True)
@@ -575,7 +577,7 @@ class _SpecLoader:
         if "page" in spec:
             p = spec["page"]
             page = Page(p["items"], p["limit"], p["page"], p["pages"], p["links"], p["limitParam"], p["pageParam"],
-                        p["defaultLimit"])
+                        p["defaultLimit"], p.get("orderParam"), p.get("directionParam"))
         return Behaviour(kind=spec["kind"], collection=spec.get("collection"), id_field=spec.get("idField"),
                          key=spec.get("key"), action=spec.get("action"), data=data, page=page)
 

@@ -238,6 +238,12 @@ class Engine:
         limit = _positive(req.query.get(page.limit_param), page.default_limit)
         number = _positive(req.query.get(page.page_param), 1)
         items = [s.body for s in self.store.items(self.tenant(req.headers), behaviour.collection)]
+        order = req.query.get(page.order_param) if page.order_param else None
+        descending = page.direction_param is not None and req.query.get(page.direction_param, "").lower() == "desc"
+        if order:
+            items = sorted(items, key=lambda item: _sort_key(item.get(order)), reverse=descending)
+        elif descending:
+            items.reverse()
         chosen, pages = page_of(items, number, limit)
 
         def link(n: int) -> str | None:
@@ -411,6 +417,17 @@ class ActionCall:
     body: Any
     status: int
     request: MockRequest
+
+
+def _sort_key(value: Any) -> tuple[int, Any]:
+    """Orders values of mixed types without failing: nulls last, then by type, then by value."""
+    if value is None:
+        return (3, "")
+    if isinstance(value, bool):
+        return (0, int(value))
+    if isinstance(value, (int, float)):
+        return (0, value)
+    return (1, str(value)) if isinstance(value, str) else (2, json.dumps(value, sort_keys=True))
 
 
 def _positive(value: str | None, default: int) -> int:

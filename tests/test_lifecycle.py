@@ -69,6 +69,19 @@ async def test_list_pages_count_from_one_with_links(client):
     await api_error(await client.get("/v1/webhooks?limit=abc", headers=AUTH), 400, "INVALID_FIELD", "limit")
 
 
+async def test_list_orders_by_a_field_in_either_direction(client):
+    for name in ["b", "c", "a"]:
+        await create(client, name=name)
+    up = await ok(await client.get("/v1/webhooks?order_by=name&order_direction=ASC", headers=AUTH), "listWebhooks")
+    assert [h["name"] for h in up["data"]] == ["a", "b", "c"]
+    down = await ok(await client.get("/v1/webhooks?order_by=name&order_direction=desc", headers=AUTH), "listWebhooks")
+    assert [h["name"] for h in down["data"]] == ["c", "b", "a"]
+    newest = await ok(await client.get("/v1/webhooks?order_direction=DESC", headers=AUTH), "listWebhooks")
+    assert [h["name"] for h in newest["data"]] == ["a", "c", "b"]
+    await api_error(await client.get("/v1/webhooks?order_direction=sideways", headers=AUTH), 400, "INVALID_FIELD",
+                    "order_direction")
+
+
 async def test_webhooks_are_kept_per_platform_and_per_key(client):
     a = await create(client, headers={**AUTH, "x-platform-id": "plat_a"})
     await create(client, headers={**AUTH, "x-platform-id": "plat_b"})
