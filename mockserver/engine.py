@@ -167,7 +167,7 @@ class Engine:
             return self._error(failure, rid, op)
         status = rule.respond.status if rule is not None else self.success[op.operation_id]
         ok, body = req.json()
-        done = self.perform(op, params, req, body if ok else None, status)
+        done = self.perform(op, params, req, body if ok else None, status, rule.respond.body if rule else None)
         if isinstance(done, ApiProblem):
             return self._error(done, rid, op)
         if not isinstance(done, tuple):  # an action that must wait for I/O: the adapter awaits it
@@ -195,12 +195,17 @@ class Engine:
     # ------------------------------------------------------------ behaviours
 
     def perform(self, op: Operation, params: Mapping[str, str], req: MockRequest, body: Any,
-                status: int) -> tuple[int, Any] | ApiProblem | Any:
-        """Do what the operation's behaviour says; (status, body), an ApiProblem, or an awaitable."""
+                status: int, override: Mapping[str, Any] | None = None) -> tuple[int, Any] | ApiProblem | Any:
+        """Do what the operation's behaviour says; (status, body), an ApiProblem, or an awaitable.
+
+        ``override`` is a scripted body: a created resource is stored as it was answered.
+        """
         plan = self.plans.get((op.operation_id, status))
         behaviour = op.behaviour
         if behaviour is None or behaviour.kind == "create":
             out = plan.render(self.generator, body) if plan else None
+            if override and isinstance(out, dict):
+                out = deep_merge(out, override)
             if behaviour is not None and isinstance(out, dict):
                 secrets = {k: body[k] for k in self.write_only[op.operation_id] if isinstance(body, dict) and k in body}
                 self.store.put(self.tenant(req.headers), behaviour.collection, str(out.get(behaviour.id_field)),

@@ -39,6 +39,16 @@ async def test_created_webhook_can_be_read_updated_listed_and_deleted(client):
     await api_error(await client.delete(path, headers=AUTH), 404, "RESOURCE_NOT_FOUND")
 
 
+async def test_a_scripted_201_is_stored_as_it_was_answered(make_client, tmp_path):
+    directory = tmp_path / "s"
+    directory.mkdir()
+    (directory / "inactive.yaml").write_text("rules:\n  - match: {method: POST}\n    respond: {status: 201, body: {active: false}}\n")
+    client = await make_client(scenarios_dir=directory, scenario="inactive")
+    hook = await create(client)
+    assert hook["active"] is False
+    assert (await ok(await client.get(f"/v1/webhooks/{hook['id']}", headers=AUTH), "getWebhook"))["active"] is False
+
+
 async def test_unknown_ids_are_404_on_every_operation(client):
     for method, suffix in [("GET", ""), ("PATCH", ""), ("DELETE", ""), ("PATCH", "/secret-key"),
                            ("DELETE", "/secret-key"), ("POST", "/send-test"), ("POST", "/send-penalty-box-payload")]:
