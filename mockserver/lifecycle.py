@@ -30,7 +30,7 @@ import aiohttp
 
 from .engine import ActionCall, Engine
 from .errors import INVALID_OPERATION, BAD_REQUEST, ApiProblem, problem
-from .generation import BodyPlan
+from .generation import BodyPlan, Generator
 from .signing import signature_headers
 from .store import Stored
 
@@ -105,6 +105,9 @@ class Deliveries:
         self.lines: dict[tuple[str, str], _Line] = {}
         self._session: aiohttp.ClientSession | None = None
         self.resources = _resource_plans(engine)
+        # Event data draws from its own generator: emitting events (an admin call) must not
+        # change the seeded sequence of contract answers.
+        self.generator = Generator(engine.generator.seed)
         self.catalogue = _catalogue(engine)
 
     # -------------------------------------------------------------- events
@@ -130,7 +133,7 @@ class Deliveries:
     def _envelope(self, event_id: str, event_type: str, data: dict[str, Any] | None) -> bytes:
         object_type = event_type.split(".", 1)[0]
         plan = self.resources.get(object_type)
-        resource = plan.render(self.engine.generator, None) if plan else {}
+        resource = plan.render(self.generator, None) if plan else {}
         if data:
             resource = {**resource, **data}
         envelope = {
