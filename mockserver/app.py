@@ -64,14 +64,16 @@ def build_mock(spec_dir: Path | str | None = None, scenarios_dir: Path | str | N
                max_body_bytes: int = 1024 * 1024, journal_limit: int = DEFAULT_LIMIT,
                contract: Contract | None = None, read_timeout_s: float = 10.0,
                delivery_timeout_s: float = 10.0, fast_retries: bool = False,
-               delivery_allowed_hosts: Iterable[str] = (), store_limit: int = 10_000) -> Mock:
+               delivery_allowed_hosts: Iterable[str] = (), store_limit: int = 10_000,
+               api_keys: Iterable[str] | None = None) -> Mock:
     """Load, check and compile everything; raises LoadError/LoadErrors before anything listens."""
     contract = contract or load_contract(spec_dir)
     scenarios = load_scenarios(scenarios_dir, contract)
     book = ScenarioBook(scenarios, default=scenario,
                         directory=Path(scenarios_dir) if scenarios_dir else None, contract=contract)
     engine = Engine(contract, book, Generator(seed), Options(strict=strict, max_body_bytes=max_body_bytes,
-                                                                 read_timeout_s=read_timeout_s, store_limit=store_limit))
+                                                                 read_timeout_s=read_timeout_s, store_limit=store_limit,
+                                                                 api_keys=frozenset(api_keys) if api_keys else None))
     secret_headers = {s.header for op in contract.operations for s in op.security}
     journal = Journal(journal_limit, contract.write_only_fields(), secret_headers)
     deliveries = Deliveries(engine, delivery_timeout_s, fast_retries, delivery_allowed_hosts, journal_limit)
@@ -85,13 +87,14 @@ def create_app(spec_dir: Path | str | None = None, scenarios_dir: Path | str | N
                admin_token: str | None = None, hot_reload: bool = True,
                mock: Mock | None = None, read_timeout_s: float = 10.0,
                delivery_timeout_s: float = 10.0, fast_retries: bool = False,
-               delivery_allowed_hosts: Iterable[str] = ()) -> web.Application:
+               delivery_allowed_hosts: Iterable[str] = (), api_keys: Iterable[str] | None = None) -> web.Application:
     """An aiohttp Application serving the mock; hand it to ``aiohttp_client`` or any runner."""
     from . import admin
 
     mock = mock or build_mock(spec_dir, scenarios_dir, scenario, seed, strict, max_body_bytes, journal_limit,
                               read_timeout_s=read_timeout_s, delivery_timeout_s=delivery_timeout_s,
-                              fast_retries=fast_retries, delivery_allowed_hosts=delivery_allowed_hosts)
+                              fast_retries=fast_retries, delivery_allowed_hosts=delivery_allowed_hosts,
+                              api_keys=api_keys)
     app = web.Application(client_max_size=mock.engine.options.max_body_bytes)
     app[MOCK] = mock
     admin.register(app, admin_token)

@@ -48,6 +48,8 @@ def _parser() -> argparse.ArgumentParser:
                        help=f"requests kept in the journal (default {DEFAULT_LIMIT})")
     serve.add_argument("--store-limit", type=int, default=10_000,
                        help="webhooks kept in memory in all; the oldest is forgotten first (default 10000)")
+    serve.add_argument("--api-key", action="append", default=None, metavar="KEY",
+                       help="accept only this API key or bearer token (repeatable; default: any non-empty one)")
     serve.add_argument("--admin-token", default=None, help="require this token on /__mock/ routes (not health)")
     serve.add_argument("--shutdown-grace", type=float, default=5.0,
                        help="seconds in-flight requests get to finish on SIGTERM (default 5)")
@@ -133,7 +135,8 @@ def _serve(args: argparse.Namespace, scenarios_dir: Path | None, out: TextIO, er
         mock = build_mock(args.spec_dir, scenarios_dir, args.scenario, args.seed, args.strict,
                           args.max_body_bytes, args.journal_limit, read_timeout_s=args.read_timeout,
                           delivery_timeout_s=args.delivery_timeout, fast_retries=args.fast_retries,
-                          delivery_allowed_hosts=args.delivery_allow_host, store_limit=args.store_limit)
+                          delivery_allowed_hosts=args.delivery_allow_host, store_limit=args.store_limit,
+                          api_keys=args.api_key)
     except (LoadError, LoadErrors) as exc:
         _report(exc, err)
         return 1

@@ -99,6 +99,7 @@ class Options:
     max_body_bytes: int = 1024 * 1024
     read_timeout_s: float = 10.0
     store_limit: int = 10_000
+    api_keys: frozenset[str] | None = None  # when set, the only keys and tokens that are accepted
 
 
 class Engine:
@@ -303,7 +304,7 @@ class Engine:
 
     def check(self, op: Operation, params: Mapping[str, str], req: MockRequest) -> ApiProblem | None:
         """The first failed contract check, in the documented order, or None."""
-        if not has_credentials(op, req.headers):
+        if not has_credentials(op, req.headers, self.options.api_keys):
             return problem(401, UNAUTHORISED)
         body = op.request_body
         if body is not None:

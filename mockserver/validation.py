@@ -45,15 +45,17 @@ def bearer_token(headers: Mapping[str, str]) -> str | None:
     return token
 
 
-def has_credentials(op: Operation, headers: Mapping[str, str]) -> bool:
-    """True when any one of the operation's security schemes is satisfied (or it has none)."""
+def has_credentials(op: Operation, headers: Mapping[str, str],
+                    accepted: frozenset[str] | None = None) -> bool:
+    """True when any one of the operation's security schemes is satisfied (or it has none).
+
+    With ``accepted``, only those keys and tokens count; otherwise any non-empty one does.
+    """
     if not op.security:
         return True
     for scheme in op.security:
-        if scheme.kind == "bearer":
-            if bearer_token(headers) is not None:
-                return True
-        elif headers.get(scheme.header, "").strip():
+        value = bearer_token(headers) if scheme.kind == "bearer" else headers.get(scheme.header, "").strip()
+        if value and (accepted is None or value in accepted):
             return True
     return False
 

@@ -218,3 +218,11 @@ async def test_strict_mode_still_accepts_server_set_fields(make_client):
     body = await created(resp)
     assert body["id"] != "whk_mine"
     assert body["object_type"] == "WEBHOOK"
+
+
+async def test_only_configured_keys_and_tokens_are_accepted_when_given(make_client):
+    client = await make_client(api_keys=["good-key", "good-token"])
+    await created(await client.post("/v1/webhooks", json=minimal(), headers={"X-API-KEY": "good-key"}))
+    await created(await client.post("/v1/webhooks", json=minimal(), headers={"Authorization": "Bearer good-token"}))
+    for headers in ({"X-API-KEY": "other"}, {"Authorization": "Bearer other"}, {}):
+        await api_error(await client.post("/v1/webhooks", json=minimal(), headers=headers), 401, "UNAUTHORISED")

@@ -64,15 +64,13 @@ def _schemathesis() -> str:
 
 
 def test_schemathesis_finds_no_contract_violation(live, tmp_path):
-    """Positive data accepted, negative rejected, every response conforming: fixed seed, bounded examples.
-
-    `ignored_auth` is left out on purpose: the mock accepts any non-empty key or
-    token (it cannot know the real ones), which that check reports as a failure.
-    """
-    server = live(idle_timeout=5)
+    """Positive data accepted, negative rejected, wrong credentials refused, every response
+    conforming: fixed seed, bounded examples. The server accepts only the one key it is given,
+    so Schemathesis's check that invalid credentials are refused applies too."""
+    server = live(idle_timeout=5, api_keys=["schemathesis"])
     result = subprocess.run(
         [_schemathesis(), "run", f"{server.url}/__mock/openapi.json", "--checks", "all",
-         "--exclude-checks", "ignored_auth", "--max-examples", "20", "--seed", "20261129",
+         "--max-examples", "20", "--seed", "20261129",
          "--header", "X-API-KEY: schemathesis", "--no-color", "--workers", "1",
          "--report-dir", str(tmp_path), "--generation-database", "none"],
         capture_output=True, text=True, timeout=300, cwd=tmp_path)
