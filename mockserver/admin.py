@@ -8,7 +8,6 @@ seeded run gives the same contract bodies however often the admin API is called.
 from __future__ import annotations
 
 import hmac
-import json
 from typing import Any, Awaitable, Callable
 
 from aiohttp import web
@@ -17,6 +16,7 @@ from . import openapi
 from .app import MOCK, json_response, mock_error_response, unseeded_token
 from .errors import UNAUTHORISED, ApiProblem, problem
 from .scenarios import UnknownScenario
+from .validation import parse_json
 
 PREFIX = "/__mock"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -86,6 +86,12 @@ async def openapi_document(request: web.Request) -> web.Response:
     return answer(request, 200, openapi.document(request.app[MOCK].engine.contract))
 
 
+async def _json_object(request: web.Request) -> dict[str, Any] | None:
+    """The body as a JSON object, or None when it is not one."""
+    ok, value = parse_json(await request.read())
+    return value if ok and isinstance(value, dict) else None
+
+
 async def health(request: web.Request) -> web.Response:
     return answer(request, 200, {"status": "ok"})
 
@@ -114,11 +120,10 @@ async def get_scenario(request: web.Request) -> web.Response:
 async def put_scenario(request: web.Request) -> web.Response:
     """``{"name": NAME|null}`` server-wide, or with ``api_key``/``token`` for one client."""
     book = request.app[MOCK].book
-    try:
-        payload = json.loads(await request.text())
-    except (ValueError, UnicodeDecodeError):
+    payload = await _json_object(request)
+    if payload is None:
         return failure(request, problem(400, message='Send a JSON object such as {"name": "revoked-key"}'))
-    if not isinstance(payload, dict) or "name" not in payload:
+    if "name" not in payload:
         return failure(request, problem(400, message='Send a JSON object with "name" (a scenario name or null)'))
     name = payload["name"]
     unknown = set(payload) - {"name", "api_key", "token"}
@@ -144,11 +149,10 @@ async def emit_event(request: web.Request) -> web.Response:
     """``{"type": "INVOICE.CREATED", "data": {...}}``: deliver to every webhook that selects it
     (on the platform named by the tenancy header, or on every platform without one)."""
     mock = request.app[MOCK]
-    try:
-        payload = json.loads(await request.text())
-    except (ValueError, UnicodeDecodeError):
+    payload = await _json_object(request)
+    if payload is None:
         return failure(request, problem(400, message='Send a JSON object such as {"type": "INVOICE.CREATED"}'))
-    if not isinstance(payload, dict) or not isinstance(payload.get("type"), str):
+    if not isinstance(payload.get("type"), str):
         return failure(request, problem(400, field="type", message='Send a JSON object with "type", such as INVOICE.CREATED'))
     header = mock.engine.contract.tenancy_header
     platform = request.headers.get(header) if header else None

@@ -81,20 +81,17 @@ def build_mock(spec_dir: Path | str | None = None, scenarios_dir: Path | str | N
     return Mock(engine, journal, deliveries)
 
 
-def create_app(spec_dir: Path | str | None = None, scenarios_dir: Path | str | None = None,
-               scenario: str | None = None, seed: int | None = None, strict: bool = False,
-               max_body_bytes: int = 1024 * 1024, journal_limit: int = DEFAULT_LIMIT,
-               admin_token: str | None = None, hot_reload: bool = True,
-               mock: Mock | None = None, read_timeout_s: float = 10.0,
-               delivery_timeout_s: float = 10.0, fast_retries: bool = False,
-               delivery_allowed_hosts: Iterable[str] = (), api_keys: Iterable[str] | None = None) -> web.Application:
-    """An aiohttp Application serving the mock; hand it to ``aiohttp_client`` or any runner."""
+def create_app(spec_dir: Path | str | None = None, scenarios_dir: Path | str | None = None, *,
+               admin_token: str | None = None, hot_reload: bool = True, mock: Mock | None = None,
+               **settings: Any) -> web.Application:
+    """An aiohttp Application serving the mock; hand it to ``aiohttp_client`` or any runner.
+
+    ``settings`` are those of :func:`build_mock` (scenario, seed, strict, limits, timeouts, ...);
+    ``mock`` serves an already built mock instead.
+    """
     from . import admin
 
-    mock = mock or build_mock(spec_dir, scenarios_dir, scenario, seed, strict, max_body_bytes, journal_limit,
-                              read_timeout_s=read_timeout_s, delivery_timeout_s=delivery_timeout_s,
-                              fast_retries=fast_retries, delivery_allowed_hosts=delivery_allowed_hosts,
-                              api_keys=api_keys)
+    mock = mock or build_mock(spec_dir, scenarios_dir, **settings)
     app = web.Application(client_max_size=mock.engine.options.max_body_bytes)
     app[MOCK] = mock
     admin.register(app, admin_token)

@@ -97,6 +97,7 @@ class SecurityScheme:
 
     kind: str  # "apiKey" or "bearer"
     header: str  # lower-case header name the credential travels in
+    name: str  # the header name as the contract writes it
 
 
 @dataclass(frozen=True)
@@ -130,6 +131,7 @@ class Page:
     limit_param: str
     page_param: str
     default_limit: int
+    link_names: Mapping[str, str] = field(default_factory=dict)  # first/previous/current/next -> key
     order_param: str | None = None
     direction_param: str | None = None
 
@@ -192,7 +194,6 @@ class Contract:
     description: str | None
     operations: tuple[Operation, ...]
     error_schema: dict[str, Any]
-    error_validator: Validator
     request_id: RequestId
     schemas: Mapping[str, dict[str, Any]] = field(default_factory=dict)
     tenancy_header: str | None = None
@@ -202,11 +203,8 @@ class Contract:
         names: set[str] = set()
         for op in self.operations:
             if op.request_body is not None:
-                names.update(_flagged_properties(op.request_body.schema, "writeOnly"))
+                names.update(flagged_properties(op.request_body.schema, "writeOnly"))
         return frozenset(names)
-
-    def statuses(self) -> frozenset[int]:
-        return frozenset(s for op in self.operations for s in op.responses)
 
 
 class Validator:
@@ -226,6 +224,12 @@ class Validator:
         self.parts = _object_parts(schema)
         self._want_fast = fast is None
         self._fast = _compile_fast(schema) if fast else None
+
+    def warm(self) -> None:
+        """Compile a deferred fast path now, at start-up, instead of on the first request."""
+        if self._want_fast:
+            self._want_fast = False
+            self._fast = _compile_fast(self.schema)
 
     def is_valid(self, instance: Any) -> bool:
         if self._want_fast:
@@ -366,7 +370,8 @@ def _fast_compatible(schema: Any) -> bool:
 
 
 @lru_cache(maxsize=None)
-def _meta_validator(name: str) -> Draft202012Validator:
+def shipped_validator(name: str) -> Draft202012Validator:
+    """A validator for one of the schemas mockserver ships for its own input files."""
     text = resources.files("mockserver").joinpath("schemas", name).read_text(encoding="utf-8")
     return Draft202012Validator(json.loads(text))
 
@@ -440,7 +445,6 @@ class _SpecLoader:
             description=meta.get("description"),
             operations=operations,
             error_schema=error_schema,
-            error_validator=compile_validator(error_schema),
             request_id=RequestId(rid["header"], rid["prefix"], rid["length"]),
             schemas=schemas,
             tenancy_header=meta.get("tenancy", {}).get("header", "").lower() or None,
@@ -466,16 +470,16 @@ class _SpecLoader:
         if name.startswith("data/"):
             return  # data an operation answers with, not a schema
         if name == "contract.json":
-            self._check_against(name, doc, _meta_validator("contract.schema.json"))
+            self._check_against(name, doc, shipped_validator("contract.schema.json"))
         elif name.startswith("operations/"):
-            self._check_against(name, doc, _meta_validator("operation.schema.json"))
+            self._check_against(name, doc, shipped_validator("operation.schema.json"))
             for where, schema in _operation_schemas(doc):
                 self._check_schema(name, where, schema)
         else:
             self._check_schema(name, (), doc)
 
     def _check_against(self, name: str, doc: Any, meta: Draft202012Validator) -> None:
-        error = _first_error(meta, doc)
+        error = deepest_error(meta, doc)
         if error is not None:
             where = format_path(error.absolute_path) or "the document"
             raise self._error(name, tuple(error.absolute_path), f"at {where}: {_short(error.message)}")
@@ -539,8 +543,8 @@ class _SpecLoader:
             schema = self._resolve_at(registry, name, ("responses", status, "schema"), spec["schema"])
             responses[int(status)] = Response(int(status), spec["description"], schema, self._validator(schema))
         security = tuple(
-            SecurityScheme("apiKey", s["name"].lower()) if s["type"] == "apiKey"
-            else SecurityScheme("bearer", "authorization")
+            SecurityScheme("apiKey", s["name"].lower(), s["name"]) if s["type"] == "apiKey"
+            else SecurityScheme("bearer", "authorization", "Authorization")
             for s in doc.get("security", [])
         )
         return Operation(
@@ -577,7 +581,7 @@ class _SpecLoader:
         if "page" in spec:
             p = spec["page"]
             page = Page(p["items"], p["limit"], p["page"], p["pages"], p["links"], p["limitParam"], p["pageParam"],
-                        p["defaultLimit"], p.get("orderParam"), p.get("directionParam"))
+                        p["defaultLimit"], p["linkNames"], p.get("orderParam"), p.get("directionParam"))
         return Behaviour(kind=spec["kind"], collection=spec.get("collection"), id_field=spec.get("idField"),
                          key=spec.get("key"), action=spec.get("action"), data=data, page=page)
 
@@ -693,7 +697,7 @@ def _walk_key(node: Any, key: str, path: tuple[Any, ...] = ()) -> Iterator[tuple
             yield from _walk_key(v, key, path + (i,))
 
 
-def _flagged_properties(schema: Any, flag: str) -> Iterator[str]:
+def flagged_properties(schema: Any, flag: str) -> Iterator[str]:
     """Property names carrying ``flag: true`` anywhere in a resolved schema."""
     for path, value in _walk_key(schema, flag):
         if value is True and len(path) >= 3 and path[-3] == "properties":
@@ -712,9 +716,11 @@ def _closed(schema: Any) -> Any:
     return out
 
 
-def _first_error(validator: Draft202012Validator, doc: Any) -> ValidationError | None:
-    errors = sorted(validator.iter_errors(doc), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
-    return errors[-1] if errors else None
+def deepest_error(validator: Draft202012Validator, doc: Any) -> ValidationError | None:
+    """The most specific problem of a document (the deepest; the first in path order among
+    equals), so a load error points at the line to fix rather than at its parent."""
+    errors = sorted(validator.iter_errors(doc), key=lambda e: list(map(str, e.absolute_path)))
+    return max(errors, key=lambda e: len(e.absolute_path)) if errors else None
 
 
 def _short(message: str, limit: int = 200) -> str:

@@ -18,8 +18,7 @@ from urllib.parse import urlencode
 
 import orjson
 
-from .contract import Contract, Operation
-from .store import Store, Stored, page_of
+from .contract import Contract, Operation, flagged_properties
 from .errors import (
     RESOURCE_NOT_FOUND,
     UNABLE_TO_PROCESS,
@@ -41,6 +40,7 @@ from .scenarios import (
     default_problem,
     fingerprint,
 )
+from .store import Store, Stored, page_of
 from .validation import (
     bearer_token,
     body_violations,
@@ -114,11 +114,12 @@ class Engine:
         self.options = options or Options()
         items: dict[str, list[Operation]] = {}
         for op in sorted(contract.operations, key=lambda op: -op.literal_segments):
-            items.setdefault(op.path_regex.pattern, []).append(op)
-        # Path items by number of segments: a template only fits paths with as many.
-        self.path_items: dict[int, list[tuple[str, list[Operation]]]] = {}
-        for pattern, operations in items.items():
-            self.path_items.setdefault(operations[0].path.count("/"), []).append((pattern, operations))
+            items.setdefault(op.path, []).append(op)
+        # Path items (operations sharing a template), by number of segments: a template only
+        # fits paths with as many.
+        self.path_items: dict[int, list[list[Operation]]] = {}
+        for path, operations in items.items():
+            self.path_items.setdefault(path.count("/"), []).append(operations)
         self.plans = {
             (op.operation_id, status): BodyPlan(resp.schema, op.request_body.schema if op.request_body else None)
             for op in contract.operations for status, resp in op.responses.items() if 200 <= status < 300
@@ -128,14 +129,17 @@ class Engine:
         self.actions: dict[str, Callable[[ActionCall], Any]] = {}
         self.by_id = {op.operation_id: op for op in contract.operations}
         self.write_only = {
-            op.operation_id: sorted(_flagged(op.request_body.schema, "writeOnly")) if op.request_body else []
+            op.operation_id: sorted(set(flagged_properties(op.request_body.schema, "writeOnly")))
+            if op.request_body else []
             for op in contract.operations
         }
-        self.updatable = {
-            op.operation_id: [name for name, _ in plan.echoed]
-            for op in contract.operations
-            for (op_id, status), plan in self.plans.items() if op_id == op.operation_id
-        }
+        # What an update may change: the fields a response echoes from the request.
+        self.updatable = {op_id: [name for name, _ in plan.echoed] for (op_id, _), plan in self.plans.items()}
+        self.auth_hints = {op.operation_id: _auth_hint(op) for op in contract.operations}
+        if self.options.strict:  # compiled now, not on the first strict request
+            for op in contract.operations:
+                if op.request_body is not None:
+                    op.request_body.strict_validator.warm()
         self.api_key_headers = sorted({s.header for op in contract.operations for s in op.security
                                        if s.kind == "apiKey"})
         self.success = {
@@ -252,20 +256,20 @@ class Engine:
             items.reverse()
         chosen, pages = page_of(items, number, limit)
 
-        def link(n: int) -> str | None:
-            if n < 1 or n > pages:
-                return None
-            query = {**req.query, page.limit_param: str(limit), page.page_param: str(n)}
-            return f"{req.path}?{urlencode(query)}"
+        def url(n: int) -> str:
+            return f"{req.path}?{urlencode({**req.query, page.limit_param: str(limit), page.page_param: str(n)})}"
 
+        def link(n: int) -> str | None:
+            return url(n) if 1 <= n <= pages else None
+
+        names = page.link_names
         return {
             page.items: chosen,
             page.limit: limit,
             page.page: number,
             page.pages: pages,
-            page.links: {"first": link(1), "previous": link(number - 1), "current": link(number) or
-                         f"{req.path}?{urlencode({**req.query, page.page_param: str(number)})}",
-                         "next": link(number + 1)},
+            page.links: {names["first"]: link(1), names["previous"]: link(number - 1),
+                         names["current"]: url(number), names["next"]: link(number + 1)},
         }
 
     def tenant(self, headers: Mapping[str, str]) -> str:
@@ -290,7 +294,7 @@ class Engine:
         that fits the path decides (``/webhooks/actions`` before ``/webhooks/{id}``), and a
         method it does not list is a 405, never a fall-through to another template.
         """
-        for template, operations in self.path_items.get(path.count("/"), ()):
+        for operations in self.path_items.get(path.count("/"), ()):
             params = operations[0].match_path(path)
             if params is None:
                 continue
@@ -305,7 +309,7 @@ class Engine:
     def check(self, op: Operation, params: Mapping[str, str], req: MockRequest) -> ApiProblem | None:
         """The first failed contract check, in the documented order, or None."""
         if not has_credentials(op, req.headers, self.options.api_keys):
-            return problem(401, UNAUTHORISED)
+            return problem(401, UNAUTHORISED, self.auth_hints[op.operation_id])
         body = op.request_body
         if body is not None:
             if not media_type_accepted(body.content_type, req.headers.get("content-type")):
@@ -440,9 +444,10 @@ def _positive(value: str | None, default: int) -> int:
     return int(value) if value is not None and value.isdigit() and int(value) > 0 else default
 
 
-def _flagged(schema: Mapping[str, Any], flag: str) -> list[str]:
-    return [name for name, prop in schema.get("properties", {}).items()
-            if isinstance(prop, Mapping) and prop.get(flag) is True]
+def _auth_hint(op: Operation) -> str:
+    """The 401 message, naming the ways this operation accepts credentials."""
+    ways = [s.name if s.kind == "apiKey" else f"{s.name}: Bearer <token>" for s in op.security]
+    return "Missing or invalid credentials" + (f": send {' or '.join(ways)}." if ways else ".")
 
 
 def dump(value: Any) -> bytes:

@@ -37,7 +37,7 @@ INVALID_OPERATION = "INVALID_OPERATION"
 # scripted error, of `Prefer: code=NNN`, and of the router's own answers.
 _DEFAULTS: dict[int, tuple[str, str, str]] = {
     400: (CLIENT, BAD_REQUEST, "The request could not be processed."),
-    401: (CLIENT, UNAUTHORISED, "Missing or invalid credentials: send X-API-KEY or Authorization: Bearer <token>."),
+    401: (CLIENT, UNAUTHORISED, "Missing or invalid credentials."),
     403: (CLIENT, USER_NOT_ALLOWED, "The credentials are valid but lack the permission this operation needs."),
     404: (CLIENT, RESOURCE_NOT_FOUND, "The requested resource does not exist."),
     405: (CLIENT, INVALID_OPERATION, "This method is not allowed on this path."),

@@ -32,7 +32,7 @@ def document(contract: Contract) -> dict[str, Any]:
         for scheme in op.security:
             name = _scheme_name(scheme.kind, scheme.header)
             schemes[name] = (
-                {"type": "apiKey", "in": "header", "name": _header_case(scheme.header)}
+                {"type": "apiKey", "in": "header", "name": scheme.name}
                 if scheme.kind == "apiKey" else {"type": "http", "scheme": "bearer"}
             )
     return {
@@ -87,10 +87,6 @@ def _operation(op: Operation, request_id_name: str, request_id_header: dict[str,
 
 def _scheme_name(kind: str, header: str) -> str:
     return _SCHEME_NAMES[kind] if kind == "bearer" else f"{_SCHEME_NAMES[kind]}_{header.replace('-', '_')}"
-
-
-def _header_case(name: str) -> str:
-    return name.upper() if name.lower().startswith("x-") else name
 
 
 def _clean(schema: Any) -> Any:

@@ -16,23 +16,19 @@ import json
 import logging
 import re
 from dataclasses import dataclass
-from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import re._constants as sre_constants
 import re._parser as sre_parse
 import yaml
-from jsonschema import Draft202012Validator
 
-from .contract import Contract, Operation
+from .contract import Contract, Operation, deepest_error, shipped_validator
 from .errors import LoadError, LoadErrors, default_for, format_path, forbidden_message, line_of, problem
 from .generation import BodyPlan, Generator, sample_generator
 
 log = logging.getLogger("mockserver.scenarios")
 
-FAULTS = ("reset", "empty", "malformed")
 _MAX_PATTERN = 1000
 
 
@@ -161,12 +157,6 @@ def fingerprint(secret: str) -> str:
 # ---------------------------------------------------------------- loading
 
 
-@lru_cache(maxsize=1)
-def _scenario_validator() -> Draft202012Validator:
-    text = resources.files("mockserver").joinpath("schemas", "scenario.schema.json").read_text(encoding="utf-8")
-    return Draft202012Validator(json.loads(text))
-
-
 def load_scenarios(directory: Path | str | None, contract: Contract) -> dict[str, Scenario]:
     """Every ``*.yaml``/``*.yml`` file of a directory; raises LoadErrors listing every broken file."""
     if directory is None:
@@ -210,9 +200,8 @@ def load_scenario_file(path: Path, checker: "ScriptChecker") -> Scenario:
         raise LoadError(path, f"invalid YAML: {reason}", mark.line + 1 if mark else None) from None
     if doc is None:
         raise LoadError(path, "the file is empty; a scenario needs at least `rules:`", 1)
-    errors = sorted(_scenario_validator().iter_errors(doc), key=lambda e: list(map(str, e.absolute_path)))
-    if errors:
-        error = max(errors, key=lambda e: len(e.absolute_path))
+    error = deepest_error(shipped_validator("scenario.schema.json"), doc)
+    if error is not None:
         where = format_path(error.absolute_path) or "the document"
         raise LoadError(path, f"at {where}: {_explain(error)}", line_of(text, list(error.absolute_path)))
 

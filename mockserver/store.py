@@ -89,13 +89,6 @@ class Store:
             for stored in list(collections.get(collection, {}).values()):
                 yield tenant, stored
 
-    def find(self, collection: str, key: str) -> tuple[str, Stored] | None:
-        for tenant, collections in self._data.items():
-            stored = collections.get(collection, {}).get(key)
-            if stored is not None:
-                return tenant, stored
-        return None
-
     def clear(self) -> None:
         self._data.clear()
         self._order.clear()
