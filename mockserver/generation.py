@@ -91,12 +91,13 @@ class BodyPlan:
                 and not _flag(prop, "readOnly") and not _flag(prop, "writeOnly")
                 and not _flag(incoming, "readOnly") and not _flag(incoming, "writeOnly")
             )
-            constant, value = _constant_fallback(prop)
-            self.template[name] = value if constant else None
+            make = _fallback(prop)
+            fixed = isinstance(make, _Fixed)
+            self.template[name] = make.value if fixed else None
             if echo:
-                self.echoed.append((name, None if constant else _fallback(prop)))
-            elif not constant:
-                self.generated.append((name, _fallback(prop)))
+                self.echoed.append((name, None if fixed else make))
+            elif not fixed:
+                self.generated.append((name, make))
         self.fallback = compile_maker(response_schema) if not self.template else None
 
     def render(self, generator: Generator, request: Mapping[str, Any] | None = None) -> Any:
@@ -112,17 +113,6 @@ class BodyPlan:
             elif make is not None:
                 body[name] = make(generator)
         return body
-
-
-def _constant_fallback(prop: Mapping[str, Any]) -> tuple[bool, Any]:
-    """(True, value) when a property's fallback is one immutable value, so it can live in the template."""
-    for key in ("const", "default"):
-        if key in prop:
-            value = prop[key]
-            return (not isinstance(value, (dict, list)), value)
-    if "null" in _types(prop) and "x-faker" not in prop:
-        return True, None
-    return False, None
 
 
 def _flag(schema: Any, key: str) -> bool:
@@ -269,10 +259,22 @@ def _template_maker(method: str, args: Mapping[str, Any]) -> Maker | None:
     return make
 
 
+class _Fixed:
+    """A maker that always gives the same immutable value, so plans can put it in their template."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __call__(self, g: Generator) -> Any:
+        return self.value
+
+
 def _constant(value: Any) -> Maker:
     if isinstance(value, (dict, list)):
         return lambda g: copy.deepcopy(value)
-    return lambda g: value
+    return _Fixed(value)
 
 
 def _types(schema: Mapping[str, Any]) -> list[str]:

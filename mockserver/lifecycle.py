@@ -18,7 +18,6 @@ import base64
 import json
 import logging
 import time
-import uuid
 from collections import deque
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
@@ -119,31 +118,37 @@ class Deliveries:
             return problem(400, BAD_REQUEST, f"Unknown event type {event_type!r}; known: {known}", field="type")
         if data is not None and not isinstance(data, dict):
             return problem(400, BAD_REQUEST, "data must be a JSON object", field="data")
-        event_id = f"evt_{uuid.uuid4().hex[:20]}"
-        payload = self._envelope(event_id, event_type, data)
+        event = self._event(event_type, data)
         targets = []
         for tenant, stored in self.engine.store.everywhere(COLLECTION):
             if platform is not None and tenant != f"platform:{platform}":
                 continue
             if _selects(stored.body, event_type):
-                self._line(tenant, str(stored.body.get(ID))).queue.put_nowait(_Event(event_id, event_type, payload))
+                self._line(tenant, str(stored.body.get(ID))).queue.put_nowait(event)
                 targets.append(stored.body.get(ID))
-        return {"event_id": event_id, "type": event_type, "webhooks": targets}
+        return {"event_id": event.event_id, "type": event_type, "webhooks": targets}
 
-    def _envelope(self, event_id: str, event_type: str, data: dict[str, Any] | None) -> bytes:
+    def _event(self, event_type: str, data: dict[str, Any] | None = None) -> _Event:
+        """An event with its envelope; ``data`` is merged over a generated resource of its type."""
         object_type = event_type.split(".", 1)[0]
         plan = self.resources.get(object_type)
         resource = plan.render(self.generator, None) if plan else {}
         if data:
             resource = {**resource, **data}
+        rid = self.engine.contract.request_id
         envelope = {
             "created_at": _now(),
             "type": event_type,
-            "original_request_id": f"reqr_{uuid.uuid4().hex[:20]}",
+            "original_request_id": self.generator.token(rid.prefix, rid.length),
             "environment": self.environment,
             "data": resource,
         }
-        return json.dumps(envelope, separators=(",", ":")).encode()
+        return _Event(self.generator.token("evt_", 20), event_type,
+                      json.dumps(envelope, separators=(",", ":")).encode())
+
+    def _test_event(self) -> _Event:
+        """What send-test and test-connection send: an event of the first action in the catalogue."""
+        return self._event(min(self.catalogue, default="TEST.EVENT"))
 
     def _line(self, tenant: str, webhook_id: str) -> _Line:
         key = (tenant, webhook_id)
@@ -258,17 +263,13 @@ class Deliveries:
     # -------------------------------------------------------------- actions behind operations
 
     async def send_test(self, stored: Stored) -> tuple[int, dict[str, Any]]:
-        event_type = next(iter(sorted(self.catalogue)), "TEST.EVENT")
-        event = _Event(f"evt_{uuid.uuid4().hex[:20]}", event_type, self._envelope("test", event_type, None))
-        ok, message = await self._post(stored.body, stored.secrets, event, 1, record=True)
+        ok, message = await self._post(stored.body, stored.secrets, self._test_event(), 1, record=True)
         return 200, {"successful": ok, "message": message}
 
     async def test_connection(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         hook = {**body, ID: "test-connection", SECRET: None}
         secrets = {k: body[k] for k in (PASSWORD, API_KEY) if k in body}
-        event_type = next(iter(sorted(self.catalogue)), "TEST.EVENT")
-        event = _Event(f"evt_{uuid.uuid4().hex[:20]}", event_type, self._envelope("test", event_type, None))
-        ok, message = await self._post(hook, secrets, event, 1, record=False)
+        ok, message = await self._post(hook, secrets, self._test_event(), 1, record=False)
         return 200, {"successful": ok, "message": message}
 
     async def release(self, tenant: str, stored: Stored) -> tuple[int, dict[str, Any]] | ApiProblem:
