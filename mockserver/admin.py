@@ -13,8 +13,9 @@ from typing import Any, Awaitable, Callable
 from aiohttp import web
 
 from . import openapi
-from .app import MOCK, json_response, mock_error_response, unseeded_token
+from .app import MOCK, json_response, mock_error_response
 from .errors import UNAUTHORISED, ApiProblem, problem
+from .generation import unseeded_token
 from .scenarios import UnknownScenario
 from .validation import parse_json
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
-import string
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +20,7 @@ from aiohttp import web
 from .contract import Contract, load_contract
 from .engine import Engine, MockRequest, MockResponse, Options, dump
 from .errors import ApiProblem, problem
-from .generation import Generator
+from .generation import Generator, unseeded_token
 from .journal import DEFAULT_LIMIT, Journal
 from .lifecycle import Deliveries, install
 from .logs import ACCESS
@@ -31,8 +29,6 @@ from .scenarios import ScenarioBook, load_scenarios
 log = logging.getLogger("mockserver")
 
 JSON = "application/json"
-_SYSTEM_RANDOM = random.SystemRandom()
-_ALNUM = string.ascii_letters + string.digits
 RELOAD_INTERVAL_S = 1.0
 
 
@@ -235,10 +231,6 @@ def mock_error_response(mock: Mock, failed: ApiProblem) -> web.Response:
     for name, value in failed.headers:
         out.headers[name] = value
     return out
-
-
-def unseeded_token(prefix: str, length: int) -> str:
-    return prefix + "".join(_SYSTEM_RANDOM.choices(_ALNUM, k=length))
 
 
 def json_response(status: int, value: Any, request_id_header: str, request_id: str) -> web.Response:

@@ -28,7 +28,7 @@ from .errors import (
     from_violations,
     problem,
 )
-from .generation import BodyPlan, Generator
+from .generation import BodyPlan, Generator, unseeded_token
 from .scenarios import (
     Choice,
     Respond,
@@ -412,8 +412,7 @@ class Engine:
 
     def error_response(self, failure: ApiProblem) -> MockResponse:
         """An ApiError answer outside the pipeline (admin API, oversize bodies, unexpected faults)."""
-        rid = self.generator.token(self.contract.request_id.prefix, self.contract.request_id.length)
-        return self._error(failure, rid)
+        return self._error(failure, unseeded_token(self.contract.request_id.prefix, self.contract.request_id.length))
 
 
 @dataclass

@@ -26,6 +26,13 @@ from faker import Faker
 
 _ALNUM = string.ascii_letters + string.digits
 _TABLES: dict[str, bytes] = {}
+_SYSTEM_RANDOM = random.SystemRandom()
+
+
+def unseeded_token(prefix: str, length: int) -> str:
+    """A token from the system's randomness: for answers outside the seeded sequence
+    (admin routes, transport errors, internal errors), which must not shift it."""
+    return prefix + "".join(_SYSTEM_RANDOM.choices(_ALNUM, k=length))
 Maker = Callable[["Generator"], Any]
 
 
