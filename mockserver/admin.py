@@ -8,24 +8,30 @@ seeded run gives the same contract bodies however often the admin API is called.
 from __future__ import annotations
 
 import hmac
-from typing import Any, Awaitable, Callable
+from typing import Any, Callable
 
 from aiohttp import web
 
 from . import openapi
-from .app import MOCK, json_response, mock_error_response
-from .errors import UNAUTHORISED, ApiProblem, problem
-from .generation import unseeded_token
+from .answers import json_answer
+from .errors import UNAUTHORISED, UNSUPPORTED_MEDIA_TYPE, ApiProblem, problem
+from .http import JSON, MOCK, ClientGone, Handler, read_body, to_http
 from .scenarios import UnknownScenario
-from .validation import parse_json
+from .validation import media_type_accepted, parse_json
 
 PREFIX = "/__mock"
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+ADMIN_BODY_LIMIT = 1024 * 1024
+_WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 def register(app: web.Application, admin_token: str | None = None) -> None:
     """Add every admin route; with ``admin_token`` all but health require it."""
     guard = _guard(admin_token)
+
+    def wrap(handler: Handler, guarded: bool) -> Handler:
+        handler = _json_writes(handler)
+        return guard(handler) if guarded else handler
+
     routes: list[tuple[str, str, Handler, bool]] = [
         ("GET", "/health", health, False),
         ("GET", "/openapi.json", openapi_document, True),
@@ -40,19 +46,37 @@ def register(app: web.Application, admin_token: str | None = None) -> None:
     ]
     allowed: dict[str, list[str]] = {}
     for method, path, handler, guarded in routes:
-        app.router.add_route(method, PREFIX + path, guard(handler) if guarded else handler)
+        app.router.add_route(method, PREFIX + path, wrap(handler, guarded))
         allowed.setdefault(PREFIX + path, []).append(method)
     for path, methods in allowed.items():
         app.router.add_route("*", path, _not_allowed(methods))
 
 
 def answer(request: web.Request, status: int, value: Any) -> web.Response:
-    rid = request.app[MOCK].engine.contract.request_id
-    return json_response(status, value, rid.header, unseeded_token(rid.prefix, rid.length))
+    mock = request.app[MOCK]
+    return to_http(json_answer(status, value, mock.engine.unseeded_request_id()), mock.contract.request_id.header)
 
 
 def failure(request: web.Request, failed: ApiProblem) -> web.Response:
-    return mock_error_response(request.app[MOCK], failed)
+    mock = request.app[MOCK]
+    return to_http(mock.engine.error_response(failed), mock.contract.request_id.header)
+
+
+def _json_writes(handler: Handler) -> Handler:
+    """An admin write that carries a body must say it is JSON.
+
+    Browsers send ``text/plain`` and form bodies across origins without a preflight; refusing
+    them is what keeps a web page from posting to the mock. A bodyless write (``curl -X POST
+    .../__mock/reset``) needs no content type.
+    """
+    async def checked(request: web.Request) -> web.StreamResponse:
+        if request.method in _WRITES and (request.content_length or request.body_exists):
+            if not media_type_accepted(JSON, request.headers.get("Content-Type")):
+                return failure(request, problem(415, UNSUPPORTED_MEDIA_TYPE,
+                                                f"Admin requests with a body must send Content-Type: {JSON}"))
+        return await handler(request)
+
+    return checked
 
 
 def _guard(token: str | None) -> Callable[[Handler], Handler]:
@@ -87,10 +111,32 @@ async def openapi_document(request: web.Request) -> web.Response:
     return answer(request, 200, openapi.document(request.app[MOCK].engine.contract))
 
 
+class _BadBody(Exception):
+    def __init__(self, failed: ApiProblem) -> None:
+        self.failed = failed
+
+
 async def _json_object(request: web.Request) -> dict[str, Any] | None:
-    """The body as a JSON object, or None when it is not one."""
-    ok, value = parse_json(await request.read())
+    """The body as a JSON object, or None when it is not one; _BadBody when it is too large."""
+    try:
+        raw, too_large = await read_body(request, ADMIN_BODY_LIMIT, request.app[MOCK].engine.options.read_timeout_s)
+    except (TimeoutError, ClientGone):
+        raise _BadBody(problem(400, message="The request body did not arrive in time")) from None
+    if too_large:
+        raise _BadBody(problem(413, message=f"Admin request bodies are limited to {ADMIN_BODY_LIMIT} bytes"))
+    ok, value = parse_json(raw)
     return value if ok and isinstance(value, dict) else None
+
+
+def _reads_body(handler: Callable[[web.Request], Any]) -> Handler:
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except _BadBody as exc:
+            resp = failure(request, exc.failed)
+            resp.force_close()  # the rest of an oversized body is still on the wire
+            return resp
+    return wrapped
 
 
 async def health(request: web.Request) -> web.Response:
@@ -100,8 +146,8 @@ async def health(request: web.Request) -> web.Response:
 async def list_requests(request: web.Request) -> web.Response:
     journal = request.app[MOCK].journal
     status = request.query.get("status")
-    if status is not None and not status.isdigit():
-        return failure(request, problem(400, message="status must be a number"))
+    if status is not None and not (status.isascii() and status.isdigit() and len(status) == 3):
+        return failure(request, problem(400, field="status", message="status must be a three-digit HTTP status"))
     entries = journal.snapshot(path=request.query.get("path"), method=request.query.get("method"),
                                status=int(status) if status else None)
     return answer(request, 200, {"requests": entries, "dropped": journal.dropped})
@@ -118,6 +164,7 @@ async def get_scenario(request: web.Request) -> web.Response:
     return answer(request, 200, request.app[MOCK].book.state())
 
 
+@_reads_body
 async def put_scenario(request: web.Request) -> web.Response:
     """``{"name": NAME|null}`` server-wide, or with ``api_key``/``token`` for one client."""
     book = request.app[MOCK].book
@@ -146,6 +193,7 @@ async def put_scenario(request: web.Request) -> web.Response:
     return answer(request, 200, book.state())
 
 
+@_reads_body
 async def emit_event(request: web.Request) -> web.Response:
     """``{"type": "INVOICE.CREATED", "data": {...}}``: deliver to every webhook that selects it
     (on the platform named by the tenancy header, or on every platform without one)."""
@@ -157,15 +205,18 @@ async def emit_event(request: web.Request) -> web.Response:
         return failure(request, problem(400, field="type", message='Send a JSON object with "type", such as INVOICE.CREATED'))
     header = mock.engine.contract.tenancy_header
     platform = request.headers.get(header) if header else None
-    result = mock.deliveries.emit(payload["type"], payload.get("data"), platform or None)
+    result = await mock.deliveries.emit(payload["type"], payload.get("data"), platform or None)
     if isinstance(result, ApiProblem):
         return failure(request, result)
     return answer(request, 202, result)
 
 
 async def list_deliveries(request: web.Request) -> web.Response:
+    """Every recorded attempt, and each webhook's delivery line (queued, dropped, penalty box).
+    A line names its tenant as the platform id or a credential's fingerprint, never the credential."""
     webhook = request.query.get("webhook_id")
-    return answer(request, 200, {"deliveries": request.app[MOCK].deliveries.snapshot(webhook)})
+    deliveries = request.app[MOCK].deliveries
+    return answer(request, 200, {"deliveries": deliveries.snapshot(webhook), "webhooks": deliveries.lines(webhook)})
 
 
 async def list_scenarios(request: web.Request) -> web.Response:
@@ -174,5 +225,5 @@ async def list_scenarios(request: web.Request) -> web.Response:
 
 async def reset(request: web.Request) -> web.Response:
     mock = request.app[MOCK]
-    mock.reset()
+    await mock.reset()
     return answer(request, 200, {"status": "reset", "scenario": mock.book.state()})

@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import json
 import logging
+import os
 import sys
+from ipaddress import ip_address
 from pathlib import Path
 from typing import Sequence, TextIO
 
 from . import __version__, logs, openapi
 from .app import build_mock, create_app
+from .settings import DEFAULT_QUEUE_LIMIT, Settings
 from .contract import default_spec_dir, load_contract
 from .errors import LoadError, LoadErrors
 from .journal import DEFAULT_LIMIT
@@ -48,8 +52,11 @@ def _parser() -> argparse.ArgumentParser:
                        help=f"requests kept in the journal (default {DEFAULT_LIMIT})")
     serve.add_argument("--store-limit", type=int, default=10_000,
                        help="webhooks kept in memory in all; the oldest is forgotten first (default 10000)")
-    serve.add_argument("--api-key", action="append", default=None, metavar="KEY",
-                       help="accept only this API key or bearer token (repeatable; default: any non-empty one)")
+    keys = serve.add_mutually_exclusive_group()
+    keys.add_argument("--api-key", action="append", default=None, metavar="KEY",
+                      help="accept only this API key or bearer token (repeatable; default: any non-empty one)")
+    keys.add_argument("--allow-any-key", action="store_true",
+                      help="accept any non-empty key even when --host is not a loopback address")
     serve.add_argument("--admin-token", default=None, help="require this token on /__mock/ routes (not health)")
     serve.add_argument("--shutdown-grace", type=float, default=5.0,
                        help="seconds in-flight requests get to finish on SIGTERM (default 5)")
@@ -63,6 +70,12 @@ def _parser() -> argparse.ArgumentParser:
                        help="retry failed deliveries after milliseconds instead of seconds (for tests)")
     serve.add_argument("--delivery-allow-host", action="append", default=[], metavar="HOST",
                        help="also deliver to this host (default: loopback only; '*' allows every host)")
+    serve.add_argument("--delivery-queue-limit", type=int, default=DEFAULT_QUEUE_LIMIT, metavar="N",
+                       help="events held per webhook while it is in the penalty box; more are dropped and "
+                            f"counted (default {DEFAULT_QUEUE_LIMIT})")
+    serve.add_argument("--cors-allow-origin", action="append", default=[], metavar="ORIGIN",
+                       help="let web pages of this origin (such as http://localhost:3000) call the mock; "
+                            "other origins are refused (repeatable)")
     serve.add_argument("--no-reload", action="store_true", help="do not reload changed scenario files")
     serve.add_argument("--log-level", default="INFO", type=str.upper,
                        choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], help="default INFO")
@@ -87,15 +100,43 @@ def run(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr:
     err = stderr or sys.stderr
     parser = _parser()
     try:
-        args = parser.parse_args(argv)
+        # argparse prints help, version and usage errors to sys.stdout/sys.stderr itself
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            args = parser.parse_args(argv)
     except SystemExit as exc:
         return int(exc.code or 0)
     if args.command == "openapi":
         return _openapi(args.spec_dir, out, err)
+    if args.command == "serve" and (problem := _exposure_problem(args)) is not None:
+        print(f"mockserver: error: {problem}", file=err)
+        return 2
     scenarios_dir = args.scenarios_dir if args.scenarios_dir is not None else default_scenarios_dir()
     if args.command == "check":
         return _check(args.spec_dir, scenarios_dir, out, err)
     return _serve(args, scenarios_dir, out, err)
+
+
+def _is_loopback(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and ``localhost``: hosts no other machine can reach."""
+    if host.lower().rstrip(".") == "localhost":
+        return True
+    try:
+        return ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a host name: it may resolve to any interface
+        return False
+
+
+def _exposure_problem(args: argparse.Namespace) -> str | None:
+    """Why serving as asked would open the mock to other machines by accident, or None.
+
+    Off loopback the mock is a service anyone on the network can call, and by default it
+    accepts any key; that has to be a choice, not the side effect of one ``--host`` flag.
+    """
+    if _is_loopback(args.host) or args.api_key or args.allow_any_key:
+        return None
+    return (f"--host {args.host or repr(args.host)} exposes the mock beyond this machine, where it would "
+            "accept any API key; give --api-key KEY (repeatable) to accept only known keys, "
+            "or --allow-any-key to accept any")
 
 
 def _check(spec_dir: Path | None, scenarios_dir: Path | None, out: TextIO, err: TextIO) -> int:
@@ -132,11 +173,14 @@ def _report(exc: LoadError | LoadErrors, err: TextIO) -> None:
 
 def _serve(args: argparse.Namespace, scenarios_dir: Path | None, out: TextIO, err: TextIO) -> int:
     try:
-        mock = build_mock(args.spec_dir, scenarios_dir, args.scenario, args.seed, args.strict,
-                          args.max_body_bytes, args.journal_limit, read_timeout_s=args.read_timeout,
-                          delivery_timeout_s=args.delivery_timeout, fast_retries=args.fast_retries,
-                          delivery_allowed_hosts=args.delivery_allow_host, store_limit=args.store_limit,
-                          api_keys=args.api_key)
+        mock = build_mock(Settings(
+            spec_dir=args.spec_dir, scenarios_dir=scenarios_dir, scenario=args.scenario, seed=args.seed,
+            strict=args.strict, max_body_bytes=args.max_body_bytes, journal_limit=args.journal_limit,
+            store_limit=args.store_limit, read_timeout_s=args.read_timeout,
+            delivery_timeout_s=args.delivery_timeout, delivery_queue_limit=args.delivery_queue_limit,
+            fast_retries=args.fast_retries, delivery_allowed_hosts=args.delivery_allow_host,
+            api_keys=args.api_key, admin_token=args.admin_token, cors_allow_origins=args.cors_allow_origin,
+            hot_reload=not args.no_reload))
     except (LoadError, LoadErrors) as exc:
         _report(exc, err)
         return 1
@@ -149,7 +193,7 @@ def _serve(args: argparse.Namespace, scenarios_dir: Path | None, out: TextIO, er
     logging.getLogger("mockserver").debug(
         "loaded %d operation(s) from %s and %d scenario(s)", len(mock.engine.contract.operations),
         mock.engine.contract.spec_dir, len(mock.book.scenarios))
-    app = create_app(mock=mock, admin_token=args.admin_token, hot_reload=not args.no_reload)
+    app = create_app(mock=mock)
 
     def ready(url: str) -> None:
         print(f"listening on {url}", file=out, flush=True)
@@ -158,6 +202,8 @@ def _serve(args: argparse.Namespace, scenarios_dir: Path | None, out: TextIO, er
         with asyncio.Runner(loop_factory=new_event_loop) as runner:
             runner.run(serve_until_signal(app, args.host, args.port, ready, args.shutdown_grace,
                                           args.idle_timeout, tick=handler.tick))
+    except BrokenPipeError:  # stdout's reader left (see main), not a problem with the socket
+        raise
     except OSError as exc:
         print(f"mockserver: error: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=err)
         return 1
@@ -167,4 +213,14 @@ def _serve(args: argparse.Namespace, scenarios_dir: Path | None, out: TextIO, er
 
 
 def main() -> None:
-    sys.exit(run())
+    try:
+        code = run()
+        sys.stdout.flush()  # output still buffered meets a closed pipe here, not at exit
+    except BrokenPipeError:
+        # The reader stopped early (`mockserver openapi | head`): that is its choice, not our
+        # failure, so exit 0 without a traceback. Python's docs on SIGPIPE: point stdout at
+        # devnull so the flush at interpreter exit does not fail a second time.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        code = 0
+    sys.exit(code)

@@ -13,11 +13,12 @@ import copy
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Awaitable, Callable, Mapping
 from urllib.parse import urlencode
 
 import orjson
 
+from .answers import MockResponse, error_answer, scripted_answer
 from .contract import Contract, Operation, flagged_properties
 from .errors import (
     RESOURCE_NOT_FOUND,
@@ -40,7 +41,8 @@ from .scenarios import (
     default_problem,
     fingerprint,
 )
-from .store import Store, Stored, page_of
+from .state import Epoch
+from .state.store import MemoryStore, ResourceStore, Stored
 from .validation import (
     bearer_token,
     body_violations,
@@ -50,9 +52,10 @@ from .validation import (
     parse_json,
 )
 
+__all__ = ["Engine", "MockRequest", "MockResponse", "Options", "ActionCall"]
+
 SCENARIO_HEADER = "x-mock-scenario"
 _PREFER_CODE = re.compile(r"(?:^|[,;\s])code=(\d{3})\b")
-_MALFORMED = b'{"type": "API_ERROR", "code": '
 
 
 @dataclass(slots=True)
@@ -65,6 +68,7 @@ class MockRequest:
     headers: Mapping[str, str]
     body: bytes = b""
     body_too_large: bool = False
+    generation: int = 0  # the reset epoch the request arrived in
     _parsed: tuple[bool, Any] | None = field(default=None, repr=False)
 
     def json(self) -> tuple[bool, Any]:
@@ -72,25 +76,6 @@ class MockRequest:
         if self._parsed is None:
             self._parsed = (False, None) if self.body_too_large else parse_json(self.body)
         return self._parsed
-
-
-@dataclass(slots=True)
-class MockResponse:
-    """What to send back, and what answered (for the journal). Treated as immutable; not frozen
-    only because frozen dataclasses cost noticeably more to build on the request path."""
-
-    status: int
-    body: bytes
-    request_id: str
-    headers: tuple[tuple[str, str], ...] = ()
-    delay_ms: int = 0
-    fault: str | None = None
-    operation: str | None = None
-    scenario: str | None = None
-    rule: str | None = None
-    close: bool = False
-    pending: Any = None  # an awaitable giving (status, body) or an ApiProblem
-    pending_rule: Any = None
 
 
 @dataclass(frozen=True)
@@ -107,11 +92,13 @@ class Engine:
     it runs on one event loop, which is also what makes seeded runs reproducible."""
 
     def __init__(self, contract: Contract, book: ScenarioBook | None = None,
-                 generator: Generator | None = None, options: Options | None = None) -> None:
+                 generator: Generator | None = None, options: Options | None = None,
+                 store: ResourceStore | None = None, epoch: Epoch | None = None) -> None:
         self.contract = contract
         self.book = book or ScenarioBook({})
         self.generator = generator or Generator()
         self.options = options or Options()
+        self.epoch = epoch or Epoch()
         items: dict[str, list[Operation]] = {}
         for op in sorted(contract.operations, key=lambda op: -op.literal_segments):
             items.setdefault(op.path, []).append(op)
@@ -124,9 +111,12 @@ class Engine:
             (op.operation_id, status): BodyPlan(resp.schema, op.request_body.schema if op.request_body else None)
             for op in contract.operations for status, resp in op.responses.items() if 200 <= status < 300
         }
-        self.store = Store(self.options.store_limit)
+        self.store: ResourceStore = store if store is not None else MemoryStore(self.options.store_limit)
         self._tenants: dict[tuple[str, str], str] = {}
-        self.actions: dict[str, Callable[[ActionCall], Any]] = {}
+        # Named actions (async) and presenters (collection -> fills in server-managed fields):
+        # given by the owners of that behaviour and state (see lifecycle.install).
+        self.actions: dict[str, Callable[[ActionCall], Awaitable[tuple[int, Any] | ApiProblem]]] = {}
+        self.presenters: dict[str, Callable[[str, dict[str, Any]], dict[str, Any]]] = {}
         self.by_id = {op.operation_id: op for op in contract.operations}
         self.write_only = {
             op.operation_id: sorted(set(flagged_properties(op.request_body.schema, "writeOnly")))
@@ -142,6 +132,9 @@ class Engine:
                     op.request_body.strict_validator.warm()
         self.api_key_headers = sorted({s.header for op in contract.operations for s in op.security
                                        if s.kind == "apiKey"})
+        self.statuses = {op.operation_id: frozenset(op.responses) for op in contract.operations}
+        self.error_statuses = {op.operation_id: frozenset(s for s in op.responses if not 200 <= s < 300)
+                               for op in contract.operations}
         self.success = {
             op.operation_id: min((s for s in op.responses if 200 <= s < 300), default=200)
             for op in contract.operations
@@ -149,112 +142,112 @@ class Engine:
 
     # ------------------------------------------------------------ pipeline
 
-    def handle(self, req: MockRequest) -> MockResponse:
+    async def handle(self, req: MockRequest) -> MockResponse:
         """Answer one request. Never raises for anything the client can send."""
         rid = self.generator.token(self.contract.request_id.prefix, self.contract.request_id.length)
         routed = self.route(req.method, req.path)
         if isinstance(routed, ApiProblem):
-            return self._error(routed, rid)
+            return error_answer(routed, rid)
         op, params = routed
+        op_id = op.operation_id
         try:
             choice = self._choose(req)
         except UnknownScenario as exc:
-            return self._error(problem(400, message=f"Unknown scenario {exc.args[0]!r} in X-Mock-Scenario; "
-                                                   f"loaded: {', '.join(sorted(self.book.scenarios)) or 'none'}"),
-                               rid, op)
-        rule, scenario_name = self._scripted(op, req, params, choice)
+            return error_answer(problem(400, message=f"Unknown scenario {exc.args[0]!r} in X-Mock-Scenario; "
+                                                     f"loaded: {', '.join(sorted(self.book.scenarios)) or 'none'}"),
+                                rid, op_id)
+        # The contract checks run first so that a rule is only counted when it really answers:
+        # a scripted error wins over any failed check, a scripted success needs a valid request.
+        failure = self.check(op, params, req)
+        rule, scenario_name = self._scripted(op, req, params, choice, failure is None)
         if isinstance(rule, ApiProblem):
-            return self._error(rule, rid, op)
+            return error_answer(rule, rid, op_id)
         if rule is not None and not (200 <= rule.respond.status < 300):
             return self._scripted_error(op, rule, scenario_name, rid)
-        failure = self.check(op, params, req)
         if failure is not None:
-            return self._error(failure, rid, op)
-        status = rule.respond.status if rule is not None else self.success[op.operation_id]
+            return error_answer(failure, rid, op_id)
+        status = rule.respond.status if rule is not None else self.success[op_id]
         ok, body = req.json()
-        done = self.perform(op, params, req, body if ok else None, status, rule.respond.body if rule else None)
+        done = await self.perform(op, params, req, body if ok else None, status,
+                                  rule.respond.body if rule else None)
         if isinstance(done, ApiProblem):
-            return self._error(done, rid, op)
-        if not isinstance(done, tuple):  # an action that must wait for I/O: the adapter awaits it
-            return MockResponse(status=status, body=b"", request_id=rid, operation=op.operation_id,
-                                scenario=scenario_name, rule=rule.label if rule else None,
-                                pending=done, pending_rule=rule)
+            return error_answer(done, rid, op_id)
         status, out = done
-        return self.finish(status, out, rid, op, scenario_name, rule)
-
-    def finish(self, status: int, out: Any, rid: str, op: Operation | None, scenario: str | None,
-               rule: Rule | None) -> MockResponse:
-        """The answer of a valid request, with a scripted body merged over it."""
         if rule is not None and rule.respond.body and 200 <= status < 300 and isinstance(out, dict):
             out = deep_merge(out, rule.respond.body)
-        return self._answer(status, out, rid, op, scenario, rule)
-
-    def complete(self, pending: MockResponse, outcome: tuple[int, Any] | ApiProblem) -> MockResponse:
-        """Turn the outcome of an awaited action into the answer."""
-        op = self.by_id.get(pending.operation or "")
-        if isinstance(outcome, ApiProblem):
-            return self._error(outcome, pending.request_id, op)
-        status, out = outcome
-        return self.finish(status, out, pending.request_id, op, pending.scenario, pending.pending_rule)
+        return scripted_answer(status, out, rid, op_id, scenario_name, rule)
 
     # ------------------------------------------------------------ behaviours
 
-    def perform(self, op: Operation, params: Mapping[str, str], req: MockRequest, body: Any,
-                status: int, override: Mapping[str, Any] | None = None) -> tuple[int, Any] | ApiProblem | Any:
-        """Do what the operation's behaviour says; (status, body), an ApiProblem, or an awaitable.
+    async def perform(self, op: Operation, params: Mapping[str, str], req: MockRequest, body: Any,
+                      status: int, override: Mapping[str, Any] | None = None) -> tuple[int, Any] | ApiProblem:
+        """Do what the operation's behaviour says; (status, body) or an ApiProblem.
 
         ``override`` is a scripted body: a created resource is stored as it was answered.
+        Nothing is stored for a request that started before the last reset.
         """
         plan = self.plans.get((op.operation_id, status))
         behaviour = op.behaviour
+        current = self.epoch.current(req.generation)
         if behaviour is None or behaviour.kind == "create":
             out = plan.render(self.generator, body) if plan else None
             if override and isinstance(out, dict):
                 out = deep_merge(out, override)
             if behaviour is not None and isinstance(out, dict):
-                secrets = {k: body[k] for k in self.write_only[op.operation_id] if isinstance(body, dict) and k in body}
-                self.store.put(self.tenant(req.headers), behaviour.collection, str(out.get(behaviour.id_field)),
-                               out, secrets)
+                tenant = self.tenant(req.headers)
+                key = str(out.get(behaviour.id_field))
+                if current:
+                    secrets = {k: body[k] for k in self.write_only[op.operation_id]
+                               if isinstance(body, dict) and k in body}
+                    await self.store.put(tenant, behaviour.collection, key, out, secrets)
+                out = self.present(tenant, behaviour.collection, out)
             return status, out
         if behaviour.kind == "data":
             return status, copy.deepcopy(behaviour.data)
-        if behaviour.kind == "list":
-            return status, self._list(op, behaviour, req)
         tenant = self.tenant(req.headers)
+        if behaviour.kind == "list":
+            return status, await self._list(tenant, behaviour, req)
         key = params.get(behaviour.key or "", "")
-        stored = self.store.get(tenant, behaviour.collection, key) if behaviour.key else None
+        stored = await self.store.get(tenant, behaviour.collection, key) if behaviour.key else None
         if behaviour.key and stored is None:
             return problem(404, RESOURCE_NOT_FOUND, f"No {behaviour.collection} with id {key!r} here")
         if behaviour.kind == "read":
-            return status, stored.body
+            return status, self.present(tenant, behaviour.collection, stored.body)
         if behaviour.kind == "delete":
-            self.store.delete(tenant, behaviour.collection, key)
-            return status, stored.body
+            if current:
+                await self.store.delete(tenant, behaviour.collection, key)
+            return status, self.present(tenant, behaviour.collection, stored.body)
         if behaviour.kind == "update":
-            for name in self.updatable.get(op.operation_id, ()):
-                if isinstance(body, dict) and name in body:
-                    stored.body[name] = body[name]
-            for name in self.write_only[op.operation_id]:
-                if isinstance(body, dict) and name in body:
-                    stored.secrets[name] = body[name]
-            return status, stored.body
+            changed = dict(stored.body)
+            secrets: dict[str, Any] = {}
+            if isinstance(body, dict):
+                for name in self.updatable.get(op.operation_id, ()):
+                    if name in body:
+                        changed[name] = body[name]
+                for name in self.write_only[op.operation_id]:
+                    if name in body:
+                        secrets[name] = body[name]
+            if current:
+                await self.store.put(tenant, behaviour.collection, key, changed, secrets)
+            return status, self.present(tenant, behaviour.collection, changed)
         action = self.actions.get(behaviour.action or "")
         if action is None:
             return problem(500, message=f"No action {behaviour.action!r} is available in this mock")
-        return action(ActionCall(self, op, tenant, stored, body, status, req))
+        return await action(ActionCall(self, op, tenant, key, stored, body, status, req))
 
-    def _list(self, op: Operation, behaviour: Any, req: MockRequest) -> dict[str, Any]:
+    def present(self, tenant: str, collection: str, body: dict[str, Any]) -> dict[str, Any]:
+        """A stored body as answered: the owners of server-managed state fill in their fields."""
+        presenter = self.presenters.get(collection)
+        return presenter(tenant, body) if presenter is not None else body
+
+    async def _list(self, tenant: str, behaviour: Any, req: MockRequest) -> dict[str, Any]:
         page = behaviour.page
         limit = _positive(req.query.get(page.limit_param), page.default_limit)
         number = _positive(req.query.get(page.page_param), 1)
-        items = [s.body for s in self.store.items(self.tenant(req.headers), behaviour.collection)]
         order = req.query.get(page.order_param) if page.order_param else None
         descending = page.direction_param is not None and req.query.get(page.direction_param, "").lower() == "desc"
-        if order:
-            items = sorted(items, key=lambda item: _sort_key(item.get(order)), reverse=descending)
-        elif descending:
-            items.reverse()
-        chosen, pages = page_of(items, number, limit)
+        chosen, pages = await self.store.page(tenant, behaviour.collection, number, limit, order or None, descending)
+        chosen = [self.present(tenant, behaviour.collection, item) for item in chosen]
 
         def url(n: int) -> str:
             return f"{req.path}?{urlencode({**req.query, page.limit_param: str(limit), page.page_param: str(n)})}"
@@ -353,8 +346,12 @@ class Engine:
         return found
 
     def _scripted(self, op: Operation, req: MockRequest, params: Mapping[str, str],
-                  choice: Choice | None) -> tuple[Rule | ApiProblem | None, str | None]:
-        """The rule that answers, if any: Prefer: code=NNN first, then the chosen scenario."""
+                  choice: Choice | None, valid: bool) -> tuple[Rule | ApiProblem | None, str | None]:
+        """The rule that answers, if any: Prefer: code=NNN first, then the chosen scenario.
+
+        A rule applies only with a status this operation can answer, and a success only to a
+        valid request; only a rule that applies is counted against its ``times``.
+        """
         prefer = _PREFER_CODE.search(req.headers["prefer"]) if "prefer" in req.headers else None
         if prefer and req.headers.get(SCENARIO_HEADER) is None:
             status = int(prefer.group(1))
@@ -362,13 +359,16 @@ class Engine:
                 listed = ", ".join(map(str, sorted(op.responses)))
                 return problem(400, message=f"Prefer: code={status} is not a status of {op.operation_id}; "
                                             f"its contract lists {listed}"), None
+            if 200 <= status < 300 and not valid:
+                return None, None
             return Rule(label=f"code={status}", index=-1, match=None, times=None,
                         respond=Respond(status=status)), "Prefer"
         if choice is None:
             return None, None
-        rule = self.book.answer(choice, Subject(req.method, req.path, params, req.headers, req.query, req.json))
-        if rule is not None and rule.respond.fault != "reset" and rule.respond.status not in op.responses:
-            return None, None  # a rule written for another operation's statuses
+        # Only a rule whose status this operation can answer applies; only a rule that applies is counted.
+        statuses = self.statuses[op.operation_id] if valid else self.error_statuses[op.operation_id]
+        rule = self.book.answer(choice, Subject(req.method, req.path, params, req.headers, req.query, req.json),
+                                statuses)
         return rule, (choice.scenario.name if rule is not None else None)
 
     def _scripted_error(self, op: Operation, rule: Rule, scenario: str | None, rid: str) -> MockResponse:
@@ -376,43 +376,15 @@ class Engine:
         body = default_problem(op, respond.status).body()
         if respond.body:
             body = deep_merge(body, respond.body)
-        return self._answer(respond.status, body, rid, op, scenario, rule)
-
-    # ------------------------------------------------------------ answers
-
-    def _answer(self, status: int, body: Any, rid: str, op: Operation | None,
-                scenario: str | None, rule: Rule | None) -> MockResponse:
-        fault = rule.respond.fault if rule else None
-        if fault == "empty":
-            raw = b""
-        elif fault == "malformed":
-            raw = _MALFORMED
-        else:
-            raw = dump(body)
-        return MockResponse(
-            status=status,
-            body=raw,
-            request_id=rid,
-            headers=rule.respond.headers if rule else (),
-            delay_ms=rule.respond.delay_ms if rule else 0,
-            fault=fault,
-            operation=op.operation_id if op else None,
-            scenario=scenario,
-            rule=rule.label if rule else None,
-        )
-
-    def _error(self, failure: ApiProblem, rid: str, op: Operation | None = None) -> MockResponse:
-        return MockResponse(
-            status=failure.status,
-            body=dump(failure.body()),
-            request_id=rid,
-            headers=failure.headers,
-            operation=op.operation_id if op else None,
-        )
+        return scripted_answer(respond.status, body, rid, op.operation_id, scenario, rule)
 
     def error_response(self, failure: ApiProblem) -> MockResponse:
         """An ApiError answer outside the pipeline (admin API, oversize bodies, unexpected faults)."""
-        return self._error(failure, unseeded_token(self.contract.request_id.prefix, self.contract.request_id.length))
+        return error_answer(failure, self.unseeded_request_id())
+
+    def unseeded_request_id(self) -> str:
+        """A request id drawn outside the seeded sequence (admin answers, transport errors)."""
+        return unseeded_token(self.contract.request_id.prefix, self.contract.request_id.length)
 
 
 @dataclass
@@ -422,21 +394,11 @@ class ActionCall:
     engine: Engine
     op: Operation
     tenant: str
+    key: str
     stored: Stored | None
     body: Any
     status: int
     request: MockRequest
-
-
-def _sort_key(value: Any) -> tuple[int, Any]:
-    """Orders values of mixed types without failing: nulls last, then by type, then by value."""
-    if value is None:
-        return (3, "")
-    if isinstance(value, bool):
-        return (0, int(value))
-    if isinstance(value, (int, float)):
-        return (0, value)
-    return (1, str(value)) if isinstance(value, str) else (2, json.dumps(value, sort_keys=True))
 
 
 def _positive(value: str | None, default: int) -> int:
@@ -447,12 +409,3 @@ def _auth_hint(op: Operation) -> str:
     """The 401 message, naming the ways this operation accepts credentials."""
     ways = [s.name if s.kind == "apiKey" else f"{s.name}: Bearer <token>" for s in op.security]
     return "Missing or invalid credentials" + (f": send {' or '.join(ways)}." if ways else ".")
-
-
-def dump(value: Any) -> bytes:
-    """Compact UTF-8 JSON. orjson is several times faster than the standard library here;
-    the fallback covers what it refuses (integers beyond 64 bits in a scenario file)."""
-    try:
-        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
-    except TypeError:
-        return json.dumps(value, separators=(",", ":")).encode("ascii")

@@ -44,6 +44,15 @@ class Generator:
         self.random = random.Random(seed)
         self._faker = faker
 
+    def reseed(self) -> None:
+        """Start the seeded sequence again (at every reset), so with a seed what a test sees
+        depends only on the seed and that test, not on the tests that ran before it."""
+        if self.seed is None:
+            return
+        self.random.seed(self.seed)
+        if self._faker is not None:
+            self._faker.seed_instance(self.seed)
+
     @property
     def faker(self) -> Faker:
         """Created on first use: common bodies need none, and a Faker costs tens of ms to create."""

@@ -1,61 +1,163 @@
-"""The request journal: every request the mock answered, bounded, with secrets redacted.
+"""The request journal: every request the mock answered, bounded, with secrets removed.
 
-Recording is an O(1) append of a small tuple into a ``deque`` with a maximum
-length; the JSON-friendly entry is only built when someone reads the journal.
-Secrets are removed at that point too: write-only fields of the contract (such as
-passwords and API keys) and credential headers never leave this module.
+Recording appends a small tuple to a ``deque`` with a maximum length; the
+JSON-friendly entry is only built when someone reads the journal. On the way in
+it only learns secrets (a few look-ups, and a walk of the already parsed body when
+the body names a write-only field) and hashes a body it will not keep.
+
+Secrets are removed in two ways, both when an entry is read:
+
+* where the contract marks them: write-only fields (such as passwords and API
+  keys) in a JSON object body, and credential headers, are replaced in place;
+* wherever else they turn up: the values seen in those places are learnt (a
+  bounded :class:`SecretSet`) and every occurrence of one in the method, path,
+  query, other header values or any string of the body is replaced, in entries
+  recorded before the value was learnt as well as after. The same set keeps them
+  out of the log (``logs.scrub_with(journal.secrets)``).
+
+A body is only kept when it is a JSON object, the one shape in which a secret can
+be found by its field name. Anything else (form-encoded, invalid or truncated
+JSON, single-quoted pseudo-JSON, text that is not UTF-8, a JSON array or scalar)
+is journaled as a description of it instead of its content::
+
+    {"omitted": why, "length": bytes, "media_type": type, "sha256": digest}
+
+``omitted``
+    ``"not a JSON object"``; ``"too large to keep"`` (a JSON object over
+    ``BODY_LIMIT``); ``"nested too deeply"`` (deeper than the journal walks);
+    ``"larger than the mock accepts"`` (the mock stopped reading it).
+``length``
+    Its size in bytes; for a body the mock did not read, the declared
+    Content-Length, or null.
+``media_type``
+    The request's Content-Type without its parameters, as sent, or null.
+``sha256``
+    The first 16 hex digits of the SHA-256 of the body, so a test can tell which
+    body arrived without the journal showing it; null for a body the mock did
+    not read. (A short body, such as one form field, can still be guessed from
+    it by trying candidates: it hides a test credential from a glance, not from
+    a search.)
+
+An empty body is null.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
+import threading
 from collections import deque
 from datetime import datetime, timezone
-from typing import Any, Iterable, Optional
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Optional, Union
+from urllib.parse import quote
 
-from .engine import MockRequest, MockResponse
+import re2
+
 from .scenarios import fingerprint
 from .validation import parse_json
 
+if TYPE_CHECKING:
+    from .engine import MockRequest, MockResponse
+
 REDACTED = "[redacted]"
 DEFAULT_LIMIT = 10_000
-BODY_LIMIT = 64 * 1024  # bytes of a body kept per entry
+BODY_LIMIT = 64 * 1024  # bytes of a JSON object body kept per entry
+DIGEST_CHARS = 16
+SECRETS_LIMIT = 1_000
+MIN_SECRET_LENGTH = 4  # shorter values would scrub ordinary words and numbers everywhere
 _MAX_DEPTH = 64
 _ALWAYS_SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-admin-token"})
+_SEGMENT_SAFE = "!$&'()*+,;=:@"  # what RFC 3986 allows unencoded in a path segment
+_ENCODED_IN_A_PATH = re.compile(r"[^A-Za-z0-9_.~-]")
 
+NOT_AN_OBJECT = "not a JSON object"
+TOO_LARGE_TO_KEEP = "too large to keep"
+TOO_DEEP = "nested too deeply"
+NOT_READ = "larger than the mock accepts"
 
-# One journal entry as recorded: method, path, query and headers (flattened), body, whether the
-# body was cut, status, operation, scenario, rule, fault, request id, received at, duration.
+# What is kept of a body: None (empty), the bytes of a complete JSON object, or for anything
+# else (reason, length, digest): never the content.
+_Body = Union[None, bytes, tuple[str, Optional[int], Optional[str]]]
+
+# One journal entry as recorded: method, path, query and headers (flattened), body, status,
+# operation, scenario, rule, fault, request id, received at, duration.
 # A flat tuple of strings and numbers: cheap to build on the request path, and invisible to
 # the garbage collector (CPython stops tracking tuples of atomic values), so a full journal
 # adds nothing to the cost of a collection.
-_Record = tuple[str, str, tuple[str, ...], tuple[str, ...], bytes, bool,
-                int, Optional[str], Optional[str], Optional[str], Optional[str], str, float, float]
+_Record = tuple[str, str, tuple[str, ...], tuple[str, ...], _Body,
+                Optional[int], Optional[str], Optional[str], Optional[str], Optional[str], str, float, float]
 
 
 class Journal:
-    """Bounded, oldest-first record of requests; ``dropped`` counts what fell off the front."""
+    """Bounded, oldest-first record of requests; ``dropped`` counts what fell off the front.
+
+    ``secrets`` is the set of secret values learnt from the requests recorded; pass one in
+    to share it, or hand this one to ``logs.scrub_with``.
+    """
 
     def __init__(self, limit: int = DEFAULT_LIMIT, secret_fields: Iterable[str] = (),
-                 secret_headers: Iterable[str] = ()) -> None:
+                 secret_headers: Iterable[str] = (), secrets: SecretSet | None = None) -> None:
         self.limit = max(1, limit)
         self.entries: deque[_Record] = deque(maxlen=self.limit)
         self.dropped = 0
         self.redactor = Redactor(secret_fields, secret_headers)
+        self.secrets = secrets if secrets is not None else SecretSet()
+        self._credential_headers = tuple(sorted(self.redactor.header_names))
+        # A body can only hold a write-only field if its name is in it, or is spelt with escapes.
+        self._field_marks = tuple(f'"{name}"'.encode() for name in sorted(self.redactor.fields))
+        if self._field_marks:
+            self._field_marks += (b"\\",)
 
     def record(self, req: MockRequest, resp: MockResponse, received_at: float, duration_ms: float) -> None:
         if len(self.entries) == self.limit:
             self.dropped += 1
-        body = req.body
-        cut = req.body_too_large or len(body) > BODY_LIMIT
+        headers = req.headers
+        for name in self._credential_headers:
+            value = headers.get(name)
+            if value:
+                self._learn_credential(value)
         self.entries.append((
-            req.method, req.path, _flat(req.query), _flat(req.headers),
-            body[:BODY_LIMIT] if len(body) > BODY_LIMIT else body, cut,
+            req.method, req.path, _flat(req.query), _flat(headers), self._keep(req),
             resp.status, resp.operation, resp.scenario, resp.rule, resp.fault, resp.request_id,
             received_at, duration_ms,
         ))
 
+    def _keep(self, req: MockRequest) -> _Body:
+        """The part of the body worth keeping; learns the secrets in it on the way."""
+        if req.body_too_large:
+            return (NOT_READ, _declared_length(req.headers.get("content-length")), None)
+        body = req.body
+        if not body:
+            return None
+        ok, value = req.json()  # the engine's parse, cached: no second one here
+        if ok:
+            for mark in self._field_marks:
+                if mark in body:
+                    for secret in self.redactor.secret_values(value):
+                        self._learn(secret)
+                    break
+        if ok and type(value) is dict:
+            if len(body) <= BODY_LIMIT:
+                return body
+            return (TOO_LARGE_TO_KEEP, len(body), digest(body))
+        # Hashed now rather than kept: the content may hold a secret no field name marks.
+        return (NOT_AN_OBJECT, len(body), digest(body))
+
+    def _learn_credential(self, value: str) -> None:
+        self._learn(value)
+        scheme, _, token = value.strip().partition(" ")
+        if scheme.isalnum() and token.strip():  # "Bearer <token>": the token alone is a secret too
+            self._learn(token.strip())
+
+    def _learn(self, value: str) -> None:
+        add = self.secrets.add
+        add(value)
+        if _ENCODED_IN_A_PATH.search(value):  # in a path it arrives percent-encoded, one of two ways
+            add(quote(value, safe=""))
+            add(quote(value, safe=_SEGMENT_SAFE))
+
     def clear(self) -> None:
+        """Forget the entries; the known secrets stay, or a value learnt before could show after."""
         self.entries.clear()
         self.dropped = 0
 
@@ -71,20 +173,24 @@ class Journal:
                 continue
             if method is not None and rec[0] != method.upper():
                 continue
-            if status is not None and rec[6] != status:
+            if status is not None and rec[5] != status:
                 continue
             out.append(self._entry(rec))
         return out
 
     def _entry(self, rec: _Record) -> dict[str, Any]:
-        (method, path, query, headers, body, cut, status, operation, scenario, rule, fault, request_id,
+        (method, path, query, headers, body, status, operation, scenario, rule, fault, request_id,
          received_at, duration_ms) = rec
-        return {
+        sent = dict(zip(headers[::2], headers[1::2]))
+        shown = self.redactor.headers(sent.items())
+        # Everything the client sent, as shown, gathered on the way for one search for secrets.
+        strings: list[str] | None = [method, path, *query, *shown, *shown.values()] if self.secrets else None
+        entry = {
             "method": method,
             "path": path,
             "query": dict(zip(query[::2], query[1::2])),
-            "headers": self.redactor.headers(zip(headers[::2], headers[1::2])),
-            "body": self.redactor.body(body, cut),
+            "headers": shown,
+            "body": self._body(body, media_type(sent.get("content-type")), strings),
             "status": status,
             "operation": operation,
             "scenario": scenario,
@@ -94,6 +200,23 @@ class Journal:
             "received_at": datetime.fromtimestamp(received_at, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
             "duration_ms": round(duration_ms, 3),
         }
+        if strings is not None:
+            joined = "\n".join(strings)
+            scrub = self.secrets.scrub
+            if scrub(joined) is not joined:  # rare: only then is each part scrubbed on its own
+                for key in ("method", "path", "query", "headers", "body"):
+                    entry[key] = _scrubbed(entry[key], scrub)
+        return entry
+
+    def _body(self, body: _Body, media: str | None, strings: list[str] | None) -> Any:
+        if body is None:
+            return None
+        if isinstance(body, bytes):
+            return self.redactor.body(body, media, strings)
+        if media is not None and strings is not None:
+            strings.append(media)
+        why, length, hashed = body
+        return omitted(why, length, media, hashed)
 
 
 def _flat(pairs: Any) -> tuple[str, ...]:
@@ -105,14 +228,36 @@ def _flat(pairs: Any) -> tuple[str, ...]:
     return tuple(out)
 
 
+def digest(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()[:DIGEST_CHARS]
+
+
+def omitted(why: str, length: int | None, media: str | None, hashed: str | None) -> dict[str, Any]:
+    """What the journal shows instead of a body it does not keep (see the module docstring)."""
+    return {"omitted": why, "length": length, "media_type": media, "sha256": hashed}
+
+
+def media_type(content_type: str | None) -> str | None:
+    """``text/plain; charset=utf-8`` -> ``text/plain``; None when there is none.
+
+    Not lower-cased: a secret sent as the type must still match itself when scrubbed.
+    """
+    if not content_type:
+        return None
+    return content_type.partition(";")[0].strip() or None
+
+
+def _declared_length(value: str | None) -> int | None:
+    return int(value) if value and value.isascii() and value.isdigit() else None
+
+
 class Redactor:
-    """Removes secrets from headers and bodies; used by the journal and by logging."""
+    """Removes secrets from headers and bodies by where they stand: credential headers and
+    the contract's write-only fields."""
 
     def __init__(self, secret_fields: Iterable[str], secret_headers: Iterable[str]) -> None:
         self.fields = frozenset(secret_fields)
         self.header_names = _ALWAYS_SECRET_HEADERS | {h.lower() for h in secret_headers}
-        names = "|".join(re.escape(f) for f in sorted(self.fields)) or r"(?!)"
-        self._raw = re.compile(r'("(?:' + names + r')"\s*:\s*)("(?:[^"\\]|\\.)*"?|[^,}\]\s]*)')
 
     def headers(self, headers: Iterable[tuple[str, str]]) -> dict[str, str]:
         """Credential headers become a fingerprint, so bindings can still be told apart."""
@@ -121,24 +266,51 @@ class Redactor:
             for name, value in headers
         }
 
-    def body(self, raw: bytes, truncated: bool = False) -> Any:
-        """Parsed and redacted JSON, or redacted text when the body is not (complete) JSON."""
+    def body(self, raw: bytes, media: str | None = None, strings: list[str] | None = None) -> Any:
+        """A JSON object with its write-only fields redacted; a description of anything else.
+
+        Every string shown (keys included) is appended to ``strings`` when one is given.
+        """
         if not raw:
             return None
-        ok, value = (False, None) if truncated else parse_json(raw)
-        if ok and _depth_within(value, _MAX_DEPTH):
-            return self.value(value)
-        return self.text(raw.decode("utf-8", "replace"))
+        ok, value = parse_json(raw)
+        if ok and type(value) is dict and _depth_within(value, _MAX_DEPTH):
+            return self.value(value, strings)
+        if strings is not None and media is not None:
+            strings.append(media)
+        return omitted(TOO_DEEP if ok and type(value) is dict else NOT_AN_OBJECT, len(raw), media, digest(raw))
 
-    def value(self, value: Any) -> Any:
+    def value(self, value: Any, strings: list[str] | None = None) -> Any:
         if isinstance(value, dict):
-            return {k: (REDACTED if k in self.fields and v is not None else self.value(v)) for k, v in value.items()}
+            if strings is not None:
+                strings.extend(value)
+            return {k: (REDACTED if k in self.fields and v is not None else self.value(v, strings))
+                    for k, v in value.items()}
         if isinstance(value, list):
-            return [self.value(v) for v in value]
+            return [self.value(v, strings) for v in value]
+        if strings is not None and isinstance(value, str):
+            strings.append(value)
         return value
 
-    def text(self, text: str) -> str:
-        return self._raw.sub(lambda m: m.group(1) + '"' + REDACTED + '"', text)
+    def secret_values(self, value: Any) -> Iterator[str]:
+        """Every string under a write-only field, at any depth; iterative, so depth costs no stack."""
+        fields = self.fields
+        stack = [value]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, dict):
+                for k, v in node.items():
+                    if k in fields:
+                        if isinstance(v, str):
+                            yield v
+                        elif isinstance(v, (dict, list)):
+                            found: list[str] = []
+                            _strings(v, found)  # keys too: all of it is the secret's
+                            yield from found
+                    elif isinstance(v, (dict, list)):
+                        stack.append(v)
+            elif isinstance(node, list):
+                stack.extend(v for v in node if isinstance(v, (dict, list)))
 
 
 def _depth_within(value: Any, limit: int) -> bool:
@@ -154,3 +326,149 @@ def _depth_within(value: Any, limit: int) -> bool:
             stack.extend((v, depth + 1) for v in node)
     return True
 
+
+def _strings(value: Any, out: list[str]) -> None:
+    """Every string in ``value``, keys included, appended to ``out``."""
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, str):
+            out.append(node)
+        elif isinstance(node, dict):
+            out.extend(k for k in node if isinstance(k, str))
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+
+
+def _scrubbed(value: Any, scrub: Any) -> Any:
+    # Recursion is bounded: bodies deeper than _MAX_DEPTH are described, not shown.
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, dict):
+        return {scrub(k): _scrubbed(v, scrub) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrubbed(v, scrub) for v in value]
+    return value
+
+
+class SecretSet:
+    """The most recent secret values seen (``limit`` of them), to be scrubbed wherever they turn up.
+
+    Values shorter than ``min_length`` are ignored. Adding is cheap (it happens on the
+    request path); scrubbing runs one RE2 search over all values (linear in the text,
+    whatever their number) plus a plain substring check of the few added since that
+    pattern was built, so a stream of new values does not rebuild it for every line.
+    Safe to share between threads: the journal adds on the event loop, logging may
+    scrub from any thread. The lock is re-entrant because a finalizer run by a garbage
+    collection in the middle of a rebuild may log, and so scrub, on the same thread.
+    """
+
+    FRESH_LIMIT = 64  # values checked one by one before the pattern is rebuilt
+    # Longer values would make the pattern slow to build and to search; they, and values RE2
+    # cannot take (not UTF-8), are checked one by one instead, the most recent LITERAL_LIMIT.
+    PATTERN_MAX = 128
+    LITERAL_LIMIT = 64
+
+    def __init__(self, limit: int = SECRETS_LIMIT, min_length: int = MIN_SECRET_LENGTH) -> None:
+        self.limit = max(1, limit)
+        self.min_length = max(1, min_length)
+        # value -> when it was last added; insertion order is recency: the first is forgotten first
+        self._values: dict[str, int] = {}
+        self._added = 0
+        self._fresh: dict[str, None] = {}  # known but not yet in the pattern
+        self._pattern: Any = None
+        self._compiled: frozenset[str] = frozenset()  # the values in the pattern
+        self._literal: tuple[str, ...] = ()  # values checked one by one, longest first
+        self._lock = threading.RLock()
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def add(self, value: str) -> None:
+        if len(value) < self.min_length:
+            return
+        # The same credential arrives with every request: while it is among the newer half,
+        # moving it to the end buys nothing, and this check is all a repeat costs.
+        if self._values.get(value, -self.limit) > self._added - self.limit // 2:
+            return
+        with self._lock:
+            values = self._values
+            if value in values:
+                del values[value]  # seen again: the most recent now
+            elif value not in self._compiled:
+                self._fresh[value] = None
+            self._added += 1
+            values[value] = self._added
+            if len(values) > self.limit:
+                oldest = next(iter(values))
+                del values[oldest]
+                self._fresh.pop(oldest, None)  # still in the pattern until the next rebuild: harmless
+
+    def scrub(self, text: str) -> str:
+        """``text`` with every known value replaced by ``[redacted]``, longest first; ``text``
+        itself (the same object) when none is in it."""
+        if not self._values or len(text) < self.min_length:
+            return text
+        if self._fresh:
+            with self._lock:
+                fresh = tuple(self._fresh)
+            # A fresh value in the text means the pattern must know it now, so that
+            # overlapping secrets are still replaced longest first.
+            if len(fresh) > self.FRESH_LIMIT or any(value in text for value in fresh):
+                self._compile()
+        pattern = self._pattern
+        if pattern is not None:
+            try:
+                if pattern.search(text):
+                    text = pattern.sub(REDACTED, text)
+            except UnicodeEncodeError:  # lone surrogates: RE2 only reads UTF-8
+                with self._lock:
+                    values = sorted(self._values, key=len, reverse=True)
+                return _replace_each(text, values)
+        for value in self._literal:
+            if value in text:
+                text = text.replace(value, REDACTED)
+        return text
+
+    def _compile(self) -> None:
+        # Under the lock throughout: two threads compiling at once could otherwise leave the
+        # older pattern in place, without a value that is no longer fresh either.
+        with self._lock:
+            short: list[str] = []
+            other: list[str] = []
+            for value in reversed(self._values):  # newest first, for the cap on ``other``
+                if len(value) <= self.PATTERN_MAX and _utf8(value):
+                    short.append(value)
+                elif len(other) < self.LITERAL_LIMIT:
+                    other.append(value)
+            short.sort(key=len, reverse=True)
+            other.sort(key=len, reverse=True)
+            pattern = None
+            if short:
+                # Leftmost-first alternation, longest listed first: at any position the longest wins.
+                options = re2.Options()
+                options.log_errors = False  # RE2 would write to stderr, around logging and its scrubbing
+                options.max_mem = 64 << 20
+                try:
+                    pattern = re2.compile("|".join(re2.escape(v) for v in short), options)
+                except re2.error:  # beyond RE2's memory: slower, but nothing is missed
+                    other = sorted(short + other, key=len, reverse=True)
+            self._pattern, self._literal = pattern, tuple(other)
+            self._compiled = frozenset(self._values)
+            self._fresh.clear()
+
+
+def _utf8(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates, from bytes that were not UTF-8
+        return False
+    return True
+
+
+def _replace_each(text: str, values: list[str]) -> str:
+    for value in values:
+        if value in text:
+            text = text.replace(value, REDACTED)
+    return text

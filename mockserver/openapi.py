@@ -11,7 +11,6 @@ import copy
 import re
 from typing import Any
 
-from . import __version__
 from .contract import Contract, Operation
 
 _SCHEME_NAMES = {"apiKey": "ApiKeyAuth", "bearer": "BearerAuth"}
@@ -40,7 +39,7 @@ def document(contract: Contract) -> dict[str, Any]:
         "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
         "info": {
             "title": contract.title,
-            "version": __version__,
+            "version": _version(),
             "description": (contract.description or "") + " Served by mockserver.",
         },
         "paths": paths,
@@ -114,3 +113,9 @@ def _split_nullable_format(schema: dict[str, Any]) -> dict[str, Any]:
     value = {k: v for k, v in schema.items() if k not in annotations and k != "type"}
     value["type"] = non_null[0] if len(non_null) == 1 else non_null
     return {**annotations, "anyOf": [value, {"type": "null"}]}
+
+
+def _version() -> str:
+    from . import __version__  # the package imports this module's importers: read it when asked
+
+    return __version__

@@ -3,20 +3,23 @@
 Registered through the ``pytest11`` entry point, so installing the package is all
 it takes. One server per session (per worker under pytest-xdist) runs in its own
 thread; before every test its journal, counters, bindings and scenario are reset.
+
+pytest imports this module at the start of every session of every project that has the
+package installed, whether or not a test asks for the fixture; so it imports only pytest
+and the standard library here, and the server code (aiohttp, the contract loader,
+jsonschema, faker) inside the fixtures and methods that need it.
 """
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import pytest
 
-from .app import build_mock, create_app
-from .cli import default_scenarios_dir
-from .scenarios import UnknownScenario, subset_matches
-from .server import ServerThread
+if TYPE_CHECKING:
+    from .server import ServerThread
 
 _OPTIONS = (
     ("spec_dir", "contract directory for the mockserver fixture (default: the bundled spec)"),
@@ -52,6 +55,8 @@ def _settings(config: pytest.Config) -> dict[str, Any]:
         p = Path(value)
         return p if p.is_absolute() else Path(config.rootpath) / p
 
+    from .cli import default_scenarios_dir
+
     seed = _option(config, "seed")
     scenarios = path("scenarios_dir")
     return {
@@ -77,7 +82,18 @@ class MockServer:
 
     def use(self, name: str | None, *, api_key: str | None = None, token: str | None = None) -> "_Selection":
         """Select a scenario (for everyone, or for one API key or token); also a context manager."""
-        kind, credential = ("api_key", api_key) if api_key else ("token", token) if token else (None, None)
+        from .scenarios import UnknownScenario
+
+        # An empty credential must not fall through to "everyone": a test that binds a scenario
+        # to a key it forgot to fill in would pass or fail for every other client too.
+        if api_key is not None and token is not None:
+            raise ValueError("give api_key or token, not both: a scenario is bound to one credential")
+        for argument, value in (("api_key", api_key), ("token", token)):
+            if value == "":
+                raise ValueError(f"{argument} is empty: give the one the client sends, "
+                                 f"or leave {argument} out to select the scenario for every client")
+        kind, credential = (("api_key", api_key) if api_key is not None
+                            else ("token", token) if token is not None else (None, None))
         book = self._server.mock.book
         previous = self._server.call(lambda: book.active) if kind is None else None
         try:
@@ -108,6 +124,8 @@ class MockServer:
                            method: str | None = None, path: str | None = None,
                            query: dict[str, str] | None = None) -> dict[str, Any]:
         """Assert some request matched (body as a subset); on failure show the closest ones."""
+        from .scenarios import subset_matches
+
         entries = [e for e in self.requests if _fits(e, method, path, None)]
         wanted_headers = {k.lower(): v for k, v in (headers or {}).items()}
         for entry in entries:
@@ -192,6 +210,8 @@ def _received(entries: list[dict[str, Any]], title: str = "requests received") -
 
 def _closeness(expected: Any, actual: Any) -> int:
     """How many of the expected top-level keys the body has right."""
+    from .scenarios import subset_matches
+
     if not isinstance(expected, dict) or not isinstance(actual, dict):
         return 0
     return sum(1 for k, v in expected.items() if k in actual and subset_matches(v, actual[k]))
@@ -200,9 +220,12 @@ def _closeness(expected: Any, actual: Any) -> int:
 @pytest.fixture(scope="session")
 def mockserver_session(pytestconfig: pytest.Config) -> Iterator[ServerThread]:
     """The session's server; started the first time a test asks for ``mockserver``."""
+    from .app import build_mock, create_app
+    from .server import ServerThread
+
     settings = _settings(pytestconfig)
-    mock = build_mock(settings["spec_dir"], settings["scenarios_dir"], seed=settings["seed"], fast_retries=True)
-    server = ServerThread(create_app(mock=mock, hot_reload=False)).start()
+    mock = build_mock(**settings, fast_retries=True, hot_reload=False)
+    server = ServerThread(create_app(mock=mock)).start()
     yield server
     server.stop()
 
@@ -221,6 +244,8 @@ def mockserver(mockserver_session: ServerThread, request: pytest.FixtureRequest)
 @pytest.fixture
 def mockserver_app(pytestconfig: pytest.Config) -> Any:
     """A factory of in-process mock Applications (for pytest-aiohttp's ``aiohttp_client``)."""
+    from .app import create_app
+
     settings = _settings(pytestconfig)
 
     def factory(**overrides: Any) -> Any:

@@ -1,26 +1,32 @@
 """YAML scenarios: load and check them, then pick the scripted answer for a request.
 
 A scenario file is checked three ways when it loads, so a mistake never becomes a
-surprise on the first request: against the shipped scenario schema, its regexes for
-catastrophic backtracking, and every scripted body against the contract (a body
-merged over the generated one must still be valid for that status).
+surprise on the first request: against the shipped scenario schema, its regexes by
+compiling them with RE2, and every scripted body against the contract (a body merged
+over the generated one must still be valid for that status).
+
+Regexes run on RE2, which matches in time linear in the value whatever the pattern, so
+no scenario can stall the server on one request. RE2 refuses what needs backtracking
+(backreferences, lookaround, atomic groups, possessive quantifiers); such a pattern is
+refused when the file loads, with the reason.
 
 :class:`ScenarioBook` holds the loaded scenarios and everything that changes at run
-time: the server-wide choice, per-client bindings and ``times`` counters.
+time: the server-wide choice, per-client bindings and ``times`` counters. With a
+directory it also follows edits, additions, renames and deletions of scenario files
+(:meth:`ScenarioBook.refresh`), reading them off the event loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
-import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Collection, Iterable, Mapping, Sequence
 
-import re._constants as sre_constants
-import re._parser as sre_parse
+import re2
 import yaml
 
 from .contract import Contract, Operation, deepest_error, shipped_validator
@@ -31,19 +37,89 @@ log = logging.getLogger("mockserver.scenarios")
 
 _MAX_PATTERN = 1000
 
+_RE2_OPTIONS = re2.Options()
+# A refused pattern is reported once, as the loader's one-line LoadError; RE2 would also log it through absl.
+_RE2_OPTIONS.log_errors = False
+# Only "does it match" is asked; without capture groups RE2 can answer from its DFA alone.
+_RE2_OPTIONS.never_capture = True
+
+# RE2's error text names the syntax it stopped at; this says which feature it leaves out on purpose.
+_LEFT_OUT: tuple[tuple[tuple[str, ...], str], ...] = (
+    (tuple(f"invalid escape sequence: \\{c}" for c in "123456789gk") + ("invalid perl operator: (?P",),
+     "backreferences are not supported"),
+    (("invalid perl operator: (?=", "invalid perl operator: (?!", "invalid perl operator: (?<"),
+     "lookahead and lookbehind are not supported"),
+    (("invalid perl operator: (?>",), "atomic groups are not supported"),
+    (("bad repetition operator: ++", "bad repetition operator: *+", "bad repetition operator: ?+"),
+     "possessive quantifiers are not supported"),
+    (("invalid repetition size",), "a repetition count is at most 1000"),
+    (("invalid escape sequence: \\Z",), "write \\z for the end of the text"),
+)
+
+
+class PatternRefused(ValueError):
+    """A regex the mock will not run; ``str()`` says why, for the loader's message."""
+
 
 class Regex:
-    """A ``{regex: ...}`` matcher; the whole text of the value must match."""
+    """A ``{regex: ...}`` matcher run on RE2; the whole text of the value must match."""
 
     __slots__ = ("pattern", "compiled")
 
     def __init__(self, pattern: str) -> None:
+        if len(pattern) > _MAX_PATTERN:
+            raise PatternRefused(f"regex longer than {_MAX_PATTERN} characters")
+        try:
+            self.compiled = re2.compile(pattern, _RE2_OPTIONS)
+        except re2.error as exc:
+            raise PatternRefused(f"RE2 cannot compile it: {_re2_refusal(exc)}") from None
+        except UnicodeEncodeError:
+            raise PatternRefused("RE2 cannot compile it: the pattern is not valid Unicode text") from None
         self.pattern = pattern
-        self.compiled = re.compile(pattern)
 
     def matches(self, value: Any) -> bool:
-        text = value if isinstance(value, str) else json.dumps(value)
+        return self.matches_text(regex_text(value))
+
+    def matches_text(self, text: bytes) -> bool:
+        """Match what :func:`regex_text` made of a value."""
         return self.compiled.fullmatch(text) is not None
+
+    def __repr__(self) -> str:
+        return f"Regex({self.pattern!r})"
+
+
+def _re2_refusal(exc: Exception) -> str:
+    raw = exc.args[0] if exc.args else ""
+    detail = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+    for starts, why in _LEFT_OUT:
+        if detail.startswith(starts):
+            return f"{why} ({detail})"
+    return detail
+
+
+def regex_text(value: Any) -> bytes:
+    """The text a regex sees: a string as it is, any other value as its JSON; UTF-8 for RE2."""
+    text = value if isinstance(value, str) else json.dumps(value)
+    # A JSON body can carry a lone surrogate (an escaped \ud800); it must be matched, not turned into a 500.
+    return text.encode("utf-8", "surrogatepass")
+
+
+class _Texts:
+    """The regex text of each value of one request, made once however many rules look at it."""
+
+    __slots__ = ("_made",)
+
+    def __init__(self) -> None:
+        # Keyed by id(); the value is kept beside its text so a recycled id can never hit.
+        self._made: dict[int, tuple[Any, bytes]] = {}
+
+    def of(self, value: Any) -> bytes:
+        made = self._made.get(id(value))
+        if made is not None and made[0] is value:
+            return made[1]
+        text = regex_text(value)
+        self._made[id(value)] = (value, text)
+        return text
 
 
 @dataclass(frozen=True)
@@ -92,34 +168,37 @@ class Subject:
     headers: Mapping[str, str]
     query: Mapping[str, str]
     json: Callable[[], tuple[bool, Any]]
+    # Per request, like the lazily parsed body: every rule of the scenario looks at the same values.
+    texts: _Texts = field(default_factory=_Texts, compare=False, repr=False)
 
 
 def rule_matches(match: Match | None, subject: Subject) -> bool:
     """True when every condition of ``match`` holds (a rule without match always does)."""
     if match is None:
         return True
-    if match.method is not None and not _text_matches(match.method, subject.method, fold=True):
+    texts = subject.texts
+    if match.method is not None and not _text_matches(match.method, subject.method, texts, fold=True):
         return False
-    if match.path is not None and not _text_matches(match.path, subject.path):
+    if match.path is not None and not _text_matches(match.path, subject.path, texts):
         return False
-    if match.version is not None and not _text_matches(match.version, subject.params.get("version")):
+    if match.version is not None and not _text_matches(match.version, subject.params.get("version"), texts):
         return False
-    if match.headers and not _all_match(match.headers, subject.headers):
+    if match.headers and not _all_match(match.headers, subject.headers, texts):
         return False
-    if match.query and not _all_match(match.query, subject.query):
+    if match.query and not _all_match(match.query, subject.query, texts):
         return False
     if match.body is not None:
         ok, body = subject.json()
-        if not ok or not subset_matches(match.body, body):
+        if not ok or not subset_matches(match.body, body, texts):
             return False
     return True
 
 
-def _text_matches(expected: Any, actual: str | None, fold: bool = False) -> bool:
+def _text_matches(expected: Any, actual: str | None, texts: _Texts | None = None, fold: bool = False) -> bool:
     if actual is None:
         return False
     if isinstance(expected, Regex):
-        return expected.matches(actual)
+        return expected.matches_text(texts.of(actual)) if texts is not None else expected.matches(actual)
     if fold:
         return str(expected).lower() == actual.lower()
     return _literal_text(expected) == actual
@@ -131,19 +210,22 @@ def _literal_text(value: Any) -> str:
     return str(value)
 
 
-def _all_match(expected: Mapping[str, Any], actual: Mapping[str, str]) -> bool:
-    return all(_text_matches(v, actual.get(k)) for k, v in expected.items())
+def _all_match(expected: Mapping[str, Any], actual: Mapping[str, str], texts: _Texts) -> bool:
+    return all(_text_matches(v, actual.get(k), texts) for k, v in expected.items())
 
 
-def subset_matches(expected: Any, actual: Any) -> bool:
+def subset_matches(expected: Any, actual: Any, texts: _Texts | None = None) -> bool:
     """Partial match: objects match as subsets, arrays element by element, scalars by value and type."""
     if isinstance(expected, Regex):
-        return actual is not None and expected.matches(actual)
+        if actual is None:
+            return False
+        return expected.matches_text(texts.of(actual)) if texts is not None else expected.matches(actual)
     if isinstance(expected, dict):
-        return isinstance(actual, dict) and all(k in actual and subset_matches(v, actual[k]) for k, v in expected.items())
+        return isinstance(actual, dict) and all(
+            k in actual and subset_matches(v, actual[k], texts) for k, v in expected.items())
     if isinstance(expected, list):
         return (isinstance(actual, list) and len(actual) == len(expected)
-                and all(subset_matches(e, a) for e, a in zip(expected, actual)))
+                and all(subset_matches(e, a, texts) for e, a in zip(expected, actual)))
     if isinstance(expected, bool) or isinstance(actual, bool):
         return expected is actual
     return expected == actual
@@ -259,14 +341,13 @@ def _rule(raw: Mapping[str, Any], index: int, checker: "ScriptChecker",
 
 
 def _compile(value: Any, where: list[str | int], fail: Callable[[Sequence[str | int], str], LoadError]) -> Any:
-    """Turn ``{regex: ...}`` leaves into Regex objects, refusing patterns that can backtrack forever."""
+    """Turn ``{regex: ...}`` leaves into Regex objects, refusing patterns RE2 cannot run."""
     if isinstance(value, dict):
         if set(value) == {"regex"} and isinstance(value["regex"], str):
-            pattern = value["regex"]
-            reason = unsafe_pattern(pattern)
-            if reason:
-                raise fail([*where, "regex"], reason)
-            return Regex(pattern)
+            try:
+                return Regex(value["regex"])
+            except PatternRefused as exc:
+                raise fail([*where, "regex"], str(exc)) from None
         return {k: _compile(v, [*where, k], fail) for k, v in value.items()}
     if isinstance(value, list):
         return [_compile(v, [*where, i], fail) for i, v in enumerate(value)]
@@ -274,45 +355,16 @@ def _compile(value: Any, where: list[str | int], fail: Callable[[Sequence[str | 
 
 
 def unsafe_pattern(pattern: str) -> str | None:
-    """Why a regex is refused (invalid, too long, or a nested quantifier), else None.
+    """Why a regex is refused (too long, or RE2 cannot compile it), else None.
 
-    Python's ``re`` cannot be interrupted, so a pattern such as ``(a+)+`` could stall
-    the whole server on one request. Nested unbounded repetition is what makes
-    backtracking explode, so it is refused when the scenario loads.
+    Any pattern RE2 compiles is safe to run: RE2 never backtracks, so the time a match
+    takes grows with the value, never exponentially with the pattern.
     """
-    if len(pattern) > _MAX_PATTERN:
-        return f"regex longer than {_MAX_PATTERN} characters"
     try:
-        parsed = sre_parse.parse(pattern)
-    except re.error as exc:
-        return f"invalid regex: {exc}"
-    if _nested_repeat(parsed, inside=False):
-        return "regex has a nested quantifier (such as (a+)+), which can backtrack without end; rewrite it without one"
+        Regex(pattern)
+    except PatternRefused as exc:
+        return str(exc)
     return None
-
-
-_REPEATS = {sre_constants.MAX_REPEAT, sre_constants.MIN_REPEAT, getattr(sre_constants, "POSSESSIVE_REPEAT", None)}
-
-
-def _nested_repeat(items: Iterable[Any], inside: bool) -> bool:
-    for op, av in items:
-        if op in _REPEATS:
-            low, high, sub = av
-            repeats = high == sre_constants.MAXREPEAT or high > 1
-            if inside and repeats:
-                return True
-            if _nested_repeat(sub, inside or repeats):
-                return True
-        elif op == sre_constants.SUBPATTERN:
-            if _nested_repeat(av[-1], inside):
-                return True
-        elif op == sre_constants.BRANCH:
-            if any(_nested_repeat(branch, inside) for branch in av[1]):
-                return True
-        elif op in (sre_constants.ASSERT, sre_constants.ASSERT_NOT):
-            if _nested_repeat(av[1], inside):
-                return True
-    return False
 
 
 class ScriptChecker:
@@ -424,7 +476,10 @@ class ScenarioBook:
         self.counters: dict[tuple[str, str | None], dict[int, int]] = {}
         self.directory = directory
         self.contract = contract
-        self._mtimes = self._scan() if directory else {}
+        self._files: dict[Path, tuple[int, int]] = (_look(directory) or {}) if directory else {}
+        # Files that loaded but whose name another file holds; they get in once the name is free.
+        self._waiting: dict[Path, Scenario] = {}
+        self._refreshing = asyncio.Lock()
 
     # -- choosing
 
@@ -446,11 +501,20 @@ class ScenarioBook:
             return Choice(self.scenarios[self.active], None)
         return None
 
-    def answer(self, choice: Choice, subject: Subject) -> Rule | None:
-        """The first rule that matches and still has uses left; counts the use."""
+    def answer(self, choice: Choice, subject: Subject, statuses: Collection[int] | None = None) -> Rule | None:
+        """The first rule that applies, counted as used; None when no rule does.
+
+        A rule applies when it has uses left, matches, and can answer here: it resets the
+        connection, or its status is one of ``statuses`` (those of the routed operation;
+        None accepts any). A rule that matches but cannot answer here is neither counted
+        nor in the way: a ``times: 1`` 404 waits for an operation that lists 404, and the
+        rules after it get their chance meanwhile.
+        """
         counts = self.counters.setdefault((choice.scenario.name, choice.client), {})
         for rule in choice.scenario.rules:
             if rule.times is not None and counts.get(rule.index, 0) >= rule.times:
+                continue
+            if statuses is not None and rule.respond.fault != "reset" and rule.respond.status not in statuses:
                 continue
             if rule_matches(rule.match, subject):
                 counts[rule.index] = counts.get(rule.index, 0) + 1
@@ -495,38 +559,125 @@ class ScenarioBook:
 
     # -- hot reload
 
-    def _scan(self) -> dict[Path, float]:
-        if self.directory is None or not self.directory.is_dir():
-            return {}
-        out = {}
-        for path in scenario_files(self.directory):
-            try:
-                out[path] = path.stat().st_mtime_ns
-            except OSError:
-                continue
-        return out
+    async def refresh(self) -> list[str]:
+        """Follow the directory: load new and changed files, drop deleted ones; returns the names (re)loaded.
 
-    def refresh(self) -> list[str]:
-        """Reload changed scenario files; a broken edit is logged and the last good version kept."""
+        Listing, reading and checking files happens in a worker thread, so a large or slow
+        file never holds up requests; the result is applied here, on the loop, in one step.
+        A broken edit is logged and the last good version kept.
+        """
         if self.directory is None or self.contract is None:
             return []
-        now = self._scan()
-        changed = [p for p, m in now.items() if self._mtimes.get(p) != m]
-        self._mtimes = now
-        reloaded = []
-        checker = ScriptChecker(self.contract) if changed else None
-        for path in changed:
-            try:
-                scenario = load_scenario_file(path, checker)  # type: ignore[arg-type]
-            except LoadError as exc:
-                log.warning("scenario not reloaded, keeping the last good version: %s", exc)
+        async with self._refreshing:  # two looks at once would both apply the same changes
+            look = await asyncio.to_thread(_look_again, self.directory, self.contract, dict(self._files))
+            if look is None:
+                return []
+            return self._apply(look)
+
+    def _apply(self, look: _Look) -> list[str]:
+        gone = [path for path in self._files if path not in look.files]
+        self._files = look.files
+        dropped: set[str] = set()
+        for path in gone:
+            self._waiting.pop(path, None)
+            name = self._name_from(path)
+            if name is not None:
+                del self.scenarios[name]
+                dropped.add(name)
+                log.info("scenario %s dropped: %s was deleted", name, path)
+        reloaded: list[str] = []
+        for path, result in look.read:
+            self._waiting.pop(path, None)
+            if isinstance(result, LoadError):
+                log.warning("scenario not reloaded, keeping the last good version: %s", result)
                 continue
-            clash = self.scenarios.get(scenario.name)
+            old = self._name_from(path)
+            if old is not None and old != result.name:  # the file now names another scenario
+                del self.scenarios[old]
+                dropped.add(old)
+            clash = self.scenarios.get(result.name)
             if clash is not None and Path(clash.source) != path:
-                log.warning("scenario not reloaded: %s: name %r is already used by %s", path, scenario.name, clash.source)
+                log.warning("scenario not reloaded: %s: name %r is already used by %s", path, result.name, clash.source)
+                self._waiting[path] = result
                 continue
-            self.scenarios[scenario.name] = scenario
-            self.counters = {k: v for k, v in self.counters.items() if k[0] != scenario.name}
-            reloaded.append(scenario.name)
-            log.info("scenario %s reloaded from %s", scenario.name, path)
+            self._install(result)
+            reloaded.append(result.name)
+            log.info("scenario %s reloaded from %s", result.name, path)
+        for path, scenario in sorted(self._waiting.items()):
+            if scenario.name not in self.scenarios:
+                del self._waiting[path]
+                self._install(scenario)
+                reloaded.append(scenario.name)
+                log.info("scenario %s loaded from %s now that the name is free", scenario.name, path)
+        for name in sorted(dropped - set(self.scenarios)):
+            self._forget(name)
         return reloaded
+
+    def _name_from(self, path: Path) -> str | None:
+        source = str(path)
+        return next((s.name for s in self.scenarios.values() if s.source == source), None)
+
+    def _install(self, scenario: Scenario) -> None:
+        self.scenarios[scenario.name] = scenario
+        self.counters = {k: v for k, v in self.counters.items() if k[0] != scenario.name}
+
+    def _forget(self, name: str) -> None:
+        """Whatever still points at a scenario that is gone: counters, the server-wide choice, bindings."""
+        self.counters = {k: v for k, v in self.counters.items() if k[0] != name}
+        was = []
+        if self.active == name:
+            self.active = None
+            was.append("the server-wide scenario")
+        if self.default == name:
+            self.default = None  # reset() must not bring back a scenario that no longer exists
+            was.append("the start-up scenario")
+        bound = [key for key, bound_to in self.bindings.items() if bound_to == name]
+        for key in bound:
+            del self.bindings[key]
+        if bound:
+            was.append(f"bound to {len(bound)} client(s)")
+        if was:
+            log.warning("scenario %s is gone, so it is no longer %s", name, " and ".join(was))
+
+
+@dataclass(frozen=True)
+class _Look:
+    """What the worker thread found in the scenario directory, as plain values."""
+
+    files: dict[Path, tuple[int, int]]  # every scenario file, with what tells an edit: (mtime, size)
+    read: tuple[tuple[Path, Scenario | LoadError], ...]  # the files new or changed since the last look
+
+
+def _look(directory: Path) -> dict[Path, tuple[int, int]] | None:
+    """Every scenario file with its (mtime, size); None when the directory cannot be listed."""
+    try:
+        paths = scenario_files(directory)
+    except OSError:
+        return None
+    out = {}
+    for path in paths:
+        try:
+            st = path.stat()
+        except OSError:  # deleted between listing and stat: the next look sees it gone
+            continue
+        out[path] = (st.st_mtime_ns, st.st_size)
+    return out
+
+
+def _look_again(directory: Path, contract: Contract, known: Mapping[Path, tuple[int, int]]) -> _Look | None:
+    """Runs in a worker thread: touches no state of the book, returns what it found."""
+    files = _look(directory)
+    if files is None:
+        # A directory that cannot be listed (gone, or being replaced) says nothing about its files:
+        # dropping every scenario for it would be worse than keeping them until it is back.
+        log.debug("scenario directory %s cannot be listed; nothing reloaded", directory)
+        return None
+    changed = [path for path, seen in files.items() if known.get(path) != seen]
+    checker = ScriptChecker(contract) if changed else None
+    read: list[tuple[Path, Scenario | LoadError]] = []
+    for path in changed:
+        try:
+            read.append((path, load_scenario_file(path, checker)))  # type: ignore[arg-type]
+        except LoadError as exc:
+            read.append((path, exc))
+    return _Look(files, tuple(read))

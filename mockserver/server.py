@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import inspect
 import logging
 import signal
 import threading
@@ -17,8 +18,9 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_server import Server
 
-from .app import MOCK, Mock, mock_error_response
 from .errors import problem
+from .http import MOCK, to_http
+from .mock import Mock
 
 T = TypeVar("T")
 
@@ -56,7 +58,7 @@ class _MockProtocol(RequestHandler):
             log.warning("unparseable HTTP request answered %d", status)
             failed = problem(400, message="The HTTP request could not be parsed: malformed request line "
                                           "or headers, or headers larger than the server accepts.")
-        resp = mock_error_response(mock, failed)
+        resp = to_http(mock.engine.error_response(failed), mock.contract.request_id.header)
         resp.force_close()
         return resp
 
@@ -181,9 +183,12 @@ class ServerThread:
             self.loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
         self.loop.close()
 
-    def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run ``fn`` on the server's loop and return its result: state is only touched there."""
-        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+    def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run ``fn`` on the server's loop and return its result (awaited when it is a coroutine
+        function): state is only touched there."""
+        if inspect.iscoroutinefunction(fn):
+            return asyncio.run_coroutine_threadsafe(fn(*args, **kwargs), self.loop).result(timeout=30)
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
 
         def run() -> None:
             try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import shlex
 import shutil
 import signal
 import subprocess
@@ -72,6 +73,48 @@ def test_bad_arguments_exit_non_zero():
     assert code == 2
 
 
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "", "192.168.1.10", "example.com"])
+def test_serve_refuses_a_public_host_unless_told_which_keys_to_accept(host, tmp_path):
+    # A missing spec dir shows whether start-up got as far as loading anything.
+    code, out, err = run_cli("serve", "--host", host, "--port", "0", "--spec-dir", str(tmp_path / "missing"))
+    assert code == 2
+    assert out == ""
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith(f"mockserver: error: --host {host or repr(host)} ")
+    assert "--api-key KEY" in lines[0] and "--allow-any-key" in lines[0]
+
+
+@pytest.mark.parametrize("args", [
+    ["--host", "0.0.0.0", "--api-key", "k"],
+    ["--host", "0.0.0.0", "--api-key", "k", "--api-key", "k2"],
+    ["--host", "::", "--allow-any-key"],
+    ["--host", "127.0.0.1"], ["--host", "127.9.9.9"], ["--host", "::1"], ["--host", "localhost"],
+    ["--host", "LOCALHOST"], ["--host", "127.0.0.1", "--allow-any-key"],
+])
+def test_serve_starts_on_a_public_host_with_a_key_policy_or_on_loopback(args, tmp_path):
+    code, _, err = run_cli("serve", *args, "--port", "0", "--spec-dir", str(tmp_path / "missing"))
+    assert code == 1  # got past the host check to loading the (missing) spec
+    assert "spec directory not found" in err and "--allow-any-key" not in err
+
+
+def test_api_key_and_allow_any_key_contradict_each_other():
+    code, _, err = run_cli("serve", "--host", "0.0.0.0", "--api-key", "k", "--allow-any-key")
+    assert code == 2
+    assert "not allowed with argument" in err
+
+
+@pytest.mark.parametrize("command, reader", [("openapi", "head -1"), ("check", "true"), ("--version", "true")])
+def test_output_into_a_pipe_closed_early_ends_quietly(command, reader):
+    # openapi's 250 kB cannot fit a pipe's buffer, so the writer meets the closed end mid-print;
+    # `true` reads nothing, so check and --version meet it when the last buffer is flushed.
+    pipeline = f"set -o pipefail; {shlex.quote(str(CONSOLE_SCRIPT))} {command} | {reader}"
+    result = subprocess.run(["bash", "-c", pipeline], capture_output=True, text=True, timeout=60)
+    assert "Traceback" not in result.stderr and "BrokenPipe" not in result.stderr, result.stderr
+    assert result.stderr == ""
+    assert result.returncode == 0
+
+
 def start_server(*args: str, command: list[str] | None = None) -> tuple[subprocess.Popen, str]:
     cmd = (command or [sys.executable, "-m", "mockserver"]) + ["serve", "--port", "0", *args]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -122,7 +165,8 @@ def test_serve_logs_one_line_per_request_without_secrets():
 
 
 def test_serve_warns_when_bound_to_all_interfaces():
-    proc = subprocess.Popen([sys.executable, "-m", "mockserver", "serve", "--host", "0.0.0.0", "--port", "0"],
+    proc = subprocess.Popen([sys.executable, "-m", "mockserver", "serve", "--host", "0.0.0.0", "--port", "0",
+                             "--allow-any-key"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stdout.readline().startswith("listening on http://127.0.0.1:")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import shutil
 from pathlib import Path
 
@@ -90,6 +92,6 @@ def test_another_contract_of_the_same_shape_changes_the_mock_without_code(tmp_pa
     contract = load_contract(spec)
     from mockserver.engine import Engine, MockRequest
     engine = Engine(contract)
-    resp = engine.handle(MockRequest("POST", "/v2/webhooks", {}, {"x-api-key": "k", "content-type": "application/json"},
-                                     b'{"url": "https://example.com"}'))
+    resp = asyncio.run(engine.handle(MockRequest("POST", "/v2/webhooks", {}, {"x-api-key": "k", "content-type": "application/json"},
+                                     b'{"url": "https://example.com"}')))
     assert resp.status == 201, resp.body

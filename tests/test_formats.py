@@ -11,6 +11,7 @@ from mockserver.validation import body_violations
 
 @pytest.mark.parametrize("value", [
     "https://example.com", "http://example.com:8080/a/b?c=d#e", "https://user:pw@example.com/x", "HTTPS://EXAMPLE.COM",
+    "https://[::1]:9000/hook",
 ])
 def test_good_urls_pass(value):
     assert is_uri(value)
@@ -19,7 +20,7 @@ def test_good_urls_pass(value):
 
 @pytest.mark.parametrize("value", [
     "example.com", "/relative/path", "https://", "https://exa mple.com", "https://example.com:99999",
-    "http://<script>", "https//example.com", "", "HTTP://", "https://[::1]:9000/hook", "https://example.com/a b",
+    "http://<script>", "https//example.com", "", "HTTP://", "https://example.com/a b", "http://[::1/x",
 ])
 def test_bad_urls_are_rejected(value):
     found = body_violations(CREATE, minimal(url=value))

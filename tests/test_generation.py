@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import dataclasses
 import json
 from datetime import datetime
@@ -139,7 +141,8 @@ def _run_sequence(seed: int) -> list[tuple[int, bytes, str]]:
     out = []
     for body in (minimal(), b"{", example(), minimal(url="bad")):
         raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-        resp = engine.handle(MockRequest("POST", "/v1/webhooks", {}, {"x-api-key": "k", "content-type": "application/json"}, raw))
+        resp = asyncio.run(engine.handle(MockRequest("POST", "/v1/webhooks", {},
+                                                     {"x-api-key": "k", "content-type": "application/json"}, raw)))
         out.append((resp.status, resp.body, resp.request_id))
     return out
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import gc
+import hashlib
 import json
 import re
 
-from conftest import AUTH, example, minimal
+import pytest
+
+from conftest import AUTH, created, example, minimal
 from mockserver.engine import MockRequest, MockResponse
-from mockserver.journal import REDACTED, Journal, Redactor
+from mockserver.journal import REDACTED, Journal, Redactor, SecretSet
 
 KEYS = {"method", "path", "query", "headers", "body", "status", "scenario", "rule", "request_id",
         "received_at", "duration_ms"}
@@ -33,7 +37,7 @@ async def test_every_contract_request_is_recorded_oldest_first_and_admin_calls_a
     assert (first["method"], first["path"], first["query"], first["status"]) == ("POST", "/v1/webhooks", {"x": "1"}, 201)
     assert first["body"] == minimal()
     assert first["scenario"] is None and first["rule"] is None
-    assert second["body"] == "plain text" and second["status"] == 404
+    assert second["body"] == omitted(b"plain text", "text/plain") and second["status"] == 404
     assert (third["scenario"], third["rule"], third["status"]) == ("flaky", "first-two-fail", 500)
     assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$", first["received_at"])
     assert isinstance(first["duration_ms"], float) and first["duration_ms"] >= 0
@@ -96,25 +100,135 @@ async def test_health(client):
     assert resp.headers["X-REQUEST-ID"].startswith("reqr_")
 
 
-def test_deeply_nested_body_is_kept_as_text_not_walked():
+def test_deeply_nested_body_is_described_not_walked():
     redactor = Redactor({"password"}, set())
     raw = b'{"a": ' + b"[" * 500 + b"]" * 500 + b', "password": "deep-secret"}'
-    shown = redactor.body(raw)
-    assert isinstance(shown, str) and "deep-secret" not in shown
+    assert redactor.body(raw, "application/json") == omitted(raw, "application/json", "nested too deeply")
 
 
-def test_journal_entries_are_invisible_to_the_garbage_collector():
-    import gc
+@pytest.mark.parametrize("body", [b"{}", b"not json"])
+def test_journal_entries_are_invisible_to_the_garbage_collector(body):
     j = Journal(limit=2)
-    j.record(MockRequest("POST", "/v1/webhooks", {"a": "1"}, {"x": "y"}, b"{}"), MockResponse(201, b"{}", "reqr_x"), 0.0, 1.0)
+    j.record(MockRequest("POST", "/v1/webhooks", {"a": "1"}, {"x": "y"}, body), MockResponse(201, b"{}", "reqr_x"), 0.0, 1.0)
     gc.collect()
     gc.collect()  # inner tuples are untracked by the first pass, the entry itself by the next
     assert not gc.is_tracked(j.entries[0])
 
 
-def test_recording_keeps_only_the_start_of_huge_bodies():
+def test_huge_bodies_are_described_not_kept():
     j = Journal(limit=2)
     big = b'{"name": "' + b"x" * 200_000 + b'"}'
     j.record(MockRequest("POST", "/v1/webhooks", {}, {}, big), MockResponse(400, b"{}", "reqr_x"), 0.0, 1.0)
-    assert len(j.entries[0][4]) <= 64 * 1024
-    assert isinstance(j.snapshot()[0]["body"], str)
+    assert not isinstance(j.entries[0][4], bytes)
+    assert j.snapshot()[0]["body"] == omitted(big, None, "too large to keep")
+
+
+# ------------------------------------------------------------------ bodies that are not JSON objects
+
+SECRET = "hunter2-Zq71"
+
+
+def omitted(raw: bytes, media_type: str | None, why: str = "not a JSON object") -> dict:
+    return {"omitted": why, "length": len(raw), "media_type": media_type,
+            "sha256": hashlib.sha256(raw).hexdigest()[:16]}
+
+
+NOT_OBJECTS = {
+    "form": ("application/x-www-form-urlencoded", f"password={SECRET}&x=1".encode()),
+    "single-quoted": ("application/json", f"{{'password': '{SECRET}'}}".encode()),
+    "truncated": ("application/json; charset=utf-8", f'{{"url": "https://example.com/h", "password": "{SECRET}"'.encode()),
+    "escaped-key": ("application/json", f'{{"p\\u0061ssword": "{SECRET}",}}'.encode()),
+    "not-utf-8": ("text/plain", f'{{"password": "{SECRET}"}}'.encode() + b"\xff"),
+    "array": ("application/json", f'[{{"password": "{SECRET}"}}]'.encode()),
+    "no-content-type": (None, f"password={SECRET}".encode()),
+}
+
+
+@pytest.mark.parametrize("content_type, raw", NOT_OBJECTS.values(), ids=NOT_OBJECTS.keys())
+async def test_a_body_that_is_not_a_json_object_is_journaled_without_its_content(client, content_type, raw):
+    headers = {**AUTH, "Content-Type": content_type} if content_type else AUTH
+    await client.post("/v1/webhooks", data=raw, headers=headers, skip_auto_headers=["Content-Type"])
+    text = await (await client.get("/__mock/requests")).text()
+    assert SECRET not in text and "hunter2" not in text
+    [entry] = json.loads(text)["requests"]
+    assert entry["body"] == omitted(raw, content_type and content_type.split(";")[0])
+
+
+async def test_bodies_too_large_to_keep_or_to_read_are_described(make_client):
+    client = await make_client(max_body_bytes=200_000)
+    big = json.dumps(minimal(name="x" * 100_000, password=SECRET)).encode()
+    huge = json.dumps(minimal(name="x" * 300_000, password=SECRET)).encode()
+    for body in (big, huge):
+        await client.post("/v1/webhooks", data=body, headers={**AUTH, "Content-Type": "application/json"})
+    text = await (await client.get("/__mock/requests")).text()
+    assert SECRET not in text
+    kept, unread = (e["body"] for e in json.loads(text)["requests"])
+    assert kept == omitted(big, "application/json", "too large to keep")
+    # The mock stopped reading: the length is what the client declared, and there is nothing to hash.
+    assert unread == {"omitted": "larger than the mock accepts", "length": len(huge),
+                      "media_type": "application/json", "sha256": None}
+
+
+async def test_a_secret_learnt_from_one_request_is_scrubbed_wherever_it_turns_up(client):
+    password, key, token = "pw-Learnt-41", "key-Learnt-42", "tok-Learnt-43"
+    await client.get("/v1/webhooks", params={"q": password}, headers=AUTH)  # before the mock knows it
+    await created(await client.post("/v1/webhooks", json=minimal(password=password), headers={"X-API-KEY": key}))
+    await client.post("/v1/webhooks", json=minimal(name=f"about {password}"), headers={"Authorization": f"Bearer {token}"})
+    await client.get(f"/v1/webhooks/{key}", params={"q": f"x{password}x", "t": token},
+                     headers={**AUTH, "X-Note": f"see {token} and {key}"})
+    await client.post("/v1/webhooks", data=f"note={password}".encode(),
+                      headers={**AUTH, "Content-Type": f"text/{key}"})
+    text = await (await client.get("/__mock/requests")).text()
+    for secret in (password, key, token):
+        assert secret not in text, secret
+    first, _, third, fourth, fifth = json.loads(text)["requests"]
+    assert first["query"] == {"q": REDACTED}
+    assert third["body"]["name"] == f"about {REDACTED}"
+    assert fourth["path"] == f"/v1/webhooks/{REDACTED}"
+    assert fourth["query"] == {"q": f"x{REDACTED}x", "t": REDACTED}
+    assert fourth["headers"]["x-note"] == f"see {REDACTED} and {REDACTED}"
+    assert fifth["body"]["media_type"] == f"text/{REDACTED}"
+
+
+async def test_a_learnt_secret_is_scrubbed_from_the_path_it_was_percent_encoded_into(client):
+    password = "pw/Learnt#46!"
+    await created(await client.post("/v1/webhooks", json=minimal(password=password), headers=AUTH))
+    for path in ("/v1/webhooks/pw%2FLearnt%2346%21", "/v1/webhooks/pw%2FLearnt%2346!"):
+        await client.get(path, headers=AUTH)
+    _, first, second = (await journal(client))["requests"]
+    assert first["path"] == second["path"] == f"/v1/webhooks/{REDACTED}"
+
+
+async def test_known_secrets_survive_clearing_the_journal(client):
+    await client.post("/v1/webhooks", json=minimal(password="pw-Kept-44"), headers=AUTH)
+    await client.delete("/__mock/requests")
+    await client.get("/v1/webhooks", params={"q": "pw-Kept-44"}, headers=AUTH)
+    [entry] = (await journal(client))["requests"]
+    assert entry["query"] == {"q": REDACTED}
+
+
+# ------------------------------------------------------------------ the set of known secrets
+
+
+def test_secret_set_is_bounded_ignores_short_values_and_keeps_recent_ones():
+    secrets = SecretSet(limit=3, min_length=4)
+    for value in ("abc", "old-1", "kept-2", "new-3"):
+        secrets.add(value)
+    secrets.add("old-1")  # seen again: the most recent now
+    secrets.add("new-4")  # so "kept-2" is the one forgotten
+    assert secrets.scrub("abc old-1 kept-2 new-3 new-4") == f"abc {REDACTED} kept-2 {REDACTED} {REDACTED}"
+
+
+def test_secret_set_prefers_the_longest_overlapping_secret_and_handles_any_text():
+    secrets = SecretSet()
+    long = "L" * 1000
+    for value in ("abcd", "abcdef", "x.y*z", "ünï\\code", "ab\ncd", long, "bad\udcffbytes"):
+        secrets.add(value)
+    for i in range(100):  # enough to go past the values it checks one by one
+        secrets.add(f"filler-{i:03d}")
+    text = f"abcdef abcd xxyyz x.y*z ünï\\code ab\ncd filler-042 {long} bad\udcffbytes"
+    assert secrets.scrub(text) == " ".join([REDACTED, REDACTED, "xxyyz", REDACTED, REDACTED, REDACTED, REDACTED,
+                                            REDACTED, REDACTED])
+    assert secrets.scrub(f"{long[:-1]} \udcff") == f"{long[:-1]} \udcff"
+    clean = "nothing to see"
+    assert secrets.scrub(clean) is clean

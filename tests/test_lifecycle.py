@@ -157,16 +157,42 @@ def test_scenario_statuses_follow_the_operation_they_target(tmp_path, status):
     assert "x" in load_scenarios(directory, CONTRACT)
 
 
-def test_the_store_is_bounded_and_forgets_the_oldest_first():
-    from mockserver.store import Store
-    store = Store(limit=3)
+async def test_the_store_is_bounded_and_forgets_the_oldest_first():
+    from mockserver.state.store import MemoryStore
+    store = MemoryStore(limit=3)
+    forgotten = []
+    store.on_forget(lambda *key: forgotten.append(key))
     for i in range(5):
-        store.put("t", "webhooks", f"w{i}", {"id": f"w{i}"})
-    assert [s.body["id"] for s in store.items("t", "webhooks")] == ["w2", "w3", "w4"]
+        await store.put("t", "webhooks", f"w{i}", {"id": f"w{i}"})
+    assert [b["id"] for b in (await store.page("t", "webhooks", 1, 10))[0]] == ["w2", "w3", "w4"]
     assert store.dropped == 2
-    store.delete("t", "webhooks", "w3")
-    store.put("t", "webhooks", "w5", {"id": "w5"})
-    assert [s.body["id"] for s in store.items("t", "webhooks")] == ["w2", "w4", "w5"]
+    await store.delete("t", "webhooks", "w3")
+    await store.put("t", "webhooks", "w5", {"id": "w5"})
+    assert [b["id"] for b in (await store.page("t", "webhooks", 1, 10))[0]] == ["w2", "w4", "w5"]
+    assert forgotten == [("t", "webhooks", "w0"), ("t", "webhooks", "w1"), ("t", "webhooks", "w3")]
+
+
+async def test_a_read_is_a_copy_that_cannot_change_the_store():
+    from mockserver.state.store import MemoryStore
+    store = MemoryStore()
+    await store.put("t", "webhooks", "w1", {"id": "w1", "nested": {"n": 1}}, {"password": "p"})
+    first = await store.get("t", "webhooks", "w1")
+    first.body["nested"]["n"] = 2
+    first.secrets["password"] = "changed"
+    again = await store.get("t", "webhooks", "w1")
+    assert again.body == {"id": "w1", "nested": {"n": 1}} and again.secrets == {"password": "p"}
+
+
+async def test_tenants_vanish_when_their_last_resource_goes():
+    from mockserver.state.store import MemoryStore
+    store = MemoryStore(limit=2)
+    await store.put("a", "webhooks", "w1", {"id": "w1"})
+    await store.put("b", "webhooks", "w2", {"id": "w2"})
+    await store.delete("a", "webhooks", "w1")
+    assert store.tenants() == 1
+    await store.put("c", "webhooks", "w3", {"id": "w3"})
+    await store.put("d", "webhooks", "w4", {"id": "w4"})  # evicts b's only webhook
+    assert store.tenants() == 2
 
 
 def test_openapi_describes_every_served_operation():
@@ -181,6 +207,6 @@ def test_openapi_describes_every_served_operation():
 
 def test_a_stored_webhook_costs_its_json_size_not_a_serialiser_buffer():
     import sys
-    from mockserver.store import Stored
+    from mockserver.state.store import _Entry
     body = {"id": "whk_1", "name": "n" * 100}
-    assert sys.getsizeof(Stored(body)._raw) < 512
+    assert sys.getsizeof(_Entry(body, {}).raw) < 512

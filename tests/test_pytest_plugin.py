@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from conftest import SCENARIOS
@@ -101,6 +104,25 @@ def test_use_is_a_context_manager_and_rejects_unknown_names(suite):
     suite.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
 
 
+def test_use_refuses_an_empty_credential_or_two_of_them(suite):
+    suite.makepyfile(test_credentials='''
+        import pytest
+        from helpers import post, HOOK, KEY
+
+        def test_refused(mockserver):
+            with pytest.raises(ValueError, match="^api_key is empty"):
+                mockserver.use("internal-error", api_key="")
+            with pytest.raises(ValueError, match="^token is empty"):
+                mockserver.use("internal-error", token="")
+            with pytest.raises(ValueError, match="not both"):
+                mockserver.use("internal-error", api_key="k", token="t")
+            # none of them selected anything, for anyone
+            assert post(mockserver.url, HOOK, KEY)[0] == 201
+            assert post(mockserver.url, HOOK, {"Authorization": "Bearer t"})[0] == 201
+    ''')
+    suite.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
+
+
 def test_assertion_failures_show_expected_and_closest_requests(suite):
     suite.makepyfile(test_fail='''
         from helpers import post, HOOK, KEY
@@ -190,3 +212,29 @@ def test_in_process_app_factory_works_with_aiohttp_client(suite):
             assert (await client.get("/__mock/health")).status == 200
     ''')
     suite.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=2)
+
+
+HEAVY = ["aiohttp", "jsonschema", "faker", "mockserver.app", "mockserver.contract", "mockserver.server"]
+
+
+def test_importing_the_plugin_loads_no_server_code():
+    # pytest imports the plugin in every session of every project that installs the package.
+    script = ("import sys, mockserver.pytest_plugin\n"
+              f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))\n"
+              "import mockserver\n"
+              "print(sorted(n for n in mockserver.__all__ if getattr(mockserver, n) is None))\n"
+              "from mockserver import create_app, LoadErrors\n"
+              "print(create_app.__module__, LoadErrors.__module__)\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["[]", "[]", "mockserver.app mockserver.errors"]
+
+
+def test_a_session_that_never_asks_for_the_fixture_loads_no_server_code(suite):
+    suite.makepyfile(test_other=f'''
+        import sys
+
+        def test_untouched():
+            assert [m for m in {HEAVY[3:]!r} if m in sys.modules] == []
+    ''')
+    suite.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)

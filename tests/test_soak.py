@@ -1,9 +1,12 @@
-"""Load without loss, bounded memory, graceful shutdown: against `mockserver serve` as a process."""
+"""Load without loss, bounded memory, graceful shutdown: against `mockserver serve` as a process;
+and deliveries over many webhooks, in process, where the server loop's tasks can be counted."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
+import random
 import signal
 import subprocess
 import sys
@@ -11,8 +14,11 @@ import time
 
 import aiohttp
 import pytest
+from aiohttp import web
 
-from conftest import minimal
+from conftest import SCENARIOS, SPEC, minimal
+from mockserver import create_app
+from mockserver.server import ServerThread
 
 pytestmark = pytest.mark.slow
 
@@ -153,3 +159,87 @@ def test_sigterm_lets_in_flight_requests_finish_and_refuses_new_ones():
     assert status == 201
     assert refused
     assert proc.returncode == 0
+
+
+class _Receiver:
+    """A webhook receiver that fails a seeded share of the deliveries it gets."""
+
+    def __init__(self, failure_share: float) -> None:
+        self.random = random.Random(7)
+        self.failure_share = failure_share
+        self.received = 0
+        self.failed = 0
+        self.app = web.Application()
+        self.app.router.add_post("/hook", self.handle)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        await request.read()
+        self.received += 1
+        if self.random.random() < self.failure_share:
+            self.failed += 1
+            return web.Response(status=503)
+        return web.Response(status=204)
+
+
+def test_deliveries_over_many_webhooks_and_tenants_keep_memory_and_tasks_flat():
+    """5,000 webhooks over 500 platforms, each sent an event, a third of them failing (so some end
+    in the penalty box with events held behind them), in a store that keeps 500: once the store is
+    full, every create evicts a webhook, and its delivery line, queue and task must go with it.
+    In process, so the server loop's tasks can be counted; RSS is this process's."""
+    server = ServerThread(create_app(spec_dir=SPEC, scenarios_dir=SCENARIOS, hot_reload=False, fast_retries=True,
+                                     delivery_timeout_s=2, store_limit=500, journal_limit=500,
+                                     delivery_queue_limit=20)).start()
+    receiver = _Receiver(failure_share=0.35)
+    marks: dict[int, tuple[int, int]] = {}
+
+    def server_tasks() -> int:
+        return server.call(lambda: len(asyncio.all_tasks(server.loop)))
+
+    async def drive() -> None:
+        runner = web.AppRunner(receiver.app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        url = f"http://127.0.0.1:{runner.addresses[0][1]}/hook"
+        connector = aiohttp.TCPConnector(limit=16)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            async def one(i: int) -> None:
+                platform = {"X-API-KEY": "soak", "x-platform-id": f"plat_{i % 500}"}
+                async with session.post(f"{server.url}/v1/webhooks", json=minimal(url=url, name=f"n{i}"),
+                                        headers=platform) as resp:
+                    assert resp.status == 201, await resp.text()
+                async with session.post(f"{server.url}/__mock/events", json={"type": "INVOICE.CREATED"},
+                                        headers={"x-platform-id": platform["x-platform-id"]}) as resp:
+                    assert resp.status == 202, await resp.text()
+
+            async def settled() -> dict:
+                deadline = time.monotonic() + 10
+                while True:
+                    async with session.get(f"{server.url}/__mock/deliveries") as resp:
+                        listing = await resp.json()
+                    if not any(line["delivering"] for line in listing["webhooks"]):
+                        return listing
+                    assert time.monotonic() < deadline, "deliveries did not settle"
+                    await asyncio.sleep(0.02)
+
+            for thousand in range(1, 6):
+                for start in range(0, 1000, 16):
+                    await asyncio.gather(*(one((thousand - 1) * 1000 + start + j)
+                                           for j in range(min(16, 1000 - start))))
+                listing = await settled()
+                assert len(listing["webhooks"]) <= 500
+                marks[thousand] = (rss_kib(os.getpid()), await asyncio.to_thread(server_tasks))
+        await runner.cleanup()
+
+    try:
+        started = time.monotonic()
+        asyncio.run(drive())
+        elapsed = time.monotonic() - started
+    finally:
+        server.stop()
+    print(f"deliveries soak in {elapsed:.1f} s: {receiver.received} deliveries, {receiver.failed} failed; "
+          f"(rss KiB, server tasks) per thousand: {marks}")
+    assert receiver.failed > 100 and receiver.received > 5000
+    (rss_2, tasks_2), (rss_5, tasks_5) = marks[2], marks[5]
+    assert tasks_5 - tasks_2 <= 5, marks
+    assert rss_5 - rss_2 < 6 * 1024, marks

@@ -1,0 +1,73 @@
+"""Every answer the mock gives, as a plain value, built here and nowhere else.
+
+The engine (contract routes), the admin API and the transport's error handler all build
+a :class:`MockResponse` through these functions; ``app.to_http`` is the one place that
+turns it into HTTP. This module imports no aiohttp.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from .errors import ApiProblem
+
+_MALFORMED = b'{"type": "API_ERROR", "code": '
+
+
+@dataclass(slots=True)
+class MockResponse:
+    """What to send back, and what answered (for the journal). Treated as immutable; not frozen
+    only because frozen dataclasses cost noticeably more to build on the request path."""
+
+    status: int
+    body: bytes
+    request_id: str
+    headers: tuple[tuple[str, str], ...] = ()
+    delay_ms: int = 0
+    fault: str | None = None
+    operation: str | None = None
+    scenario: str | None = None
+    rule: str | None = None
+    close: bool = False
+
+
+def json_answer(status: int, value: Any, request_id: str, operation: str | None = None,
+                headers: tuple[tuple[str, str], ...] = ()) -> MockResponse:
+    """A JSON answer (a contract body or an admin answer)."""
+    return MockResponse(status=status, body=dump(value), request_id=request_id, headers=headers, operation=operation)
+
+
+def error_answer(failure: ApiProblem, request_id: str, operation: str | None = None) -> MockResponse:
+    """An answer in the contract's error shape."""
+    return MockResponse(status=failure.status, body=dump(failure.body()), request_id=request_id,
+                        headers=failure.headers, operation=operation)
+
+
+def scripted_answer(status: int, value: Any, request_id: str, operation: str | None, scenario: str | None,
+                    rule: Any) -> MockResponse:
+    """The answer a scenario rule (or ``Prefer``) chose, with its delay, headers and fault."""
+    if rule is None:
+        return json_answer(status, value, request_id, operation)
+    respond = rule.respond
+    if respond.fault == "empty":
+        raw = b""
+    elif respond.fault == "malformed":
+        raw = _MALFORMED
+    else:
+        raw = dump(value)
+    return MockResponse(status=status, body=raw, request_id=request_id, headers=respond.headers,
+                        delay_ms=respond.delay_ms, fault=respond.fault, operation=operation,
+                        scenario=scenario, rule=rule.label)
+
+
+def dump(value: Any) -> bytes:
+    """Compact UTF-8 JSON. orjson is several times faster than the standard library here;
+    the fallback covers what it refuses (integers beyond 64 bits in a scenario file)."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError:
+        return json.dumps(value, separators=(",", ":")).encode("ascii")

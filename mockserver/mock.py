@@ -1,0 +1,92 @@
+"""The composition root: one :class:`~mockserver.settings.Settings` in, every part wired together.
+
+This is the only module that knows how the parts fit: the contract, the scenario book, the
+engine, the state owners (store, journal, deliveries) and the reset barrier they share. The
+HTTP adapter (``app.py``), the CLI and the pytest plugin build a mock here and use it; none
+of them constructs a part on its own. It imports no aiohttp.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from . import logs
+from .contract import Contract, load_contract
+from .engine import Engine, Options
+from .generation import Generator
+from .journal import Journal
+from .lifecycle import Deliveries, install
+from .scenarios import ScenarioBook, load_scenarios
+from .settings import Settings
+from .state import Epoch
+from .state.store import MemoryStore
+
+
+@dataclass
+class Mock:
+    """Everything one running mock holds; shared by the adapter, the admin API and the plugin."""
+
+    settings: Settings
+    engine: Engine
+    journal: Journal
+    deliveries: Deliveries
+    epoch: Epoch
+    unscrub: Callable[[], None] = lambda: None
+
+    @property
+    def book(self) -> ScenarioBook:
+        return self.engine.book
+
+    @property
+    def contract(self) -> Contract:
+        return self.engine.contract
+
+    async def reset(self) -> None:
+        """Back to the start-up state, as one barrier across every owner of run-time state.
+
+        The epoch moves first: a request or delivery that started before this point finds
+        itself stale and leaves no trace (no journal entry, no stored resource, no delivery).
+        Every generator is reseeded, so with a seed the next test sees the same ids whatever
+        ran before it.
+        """
+        self.epoch.advance()
+        self.journal.clear()
+        self.book.reset()
+        await self.engine.store.clear()
+        await self.deliveries.reset()
+        self.engine.generator.reseed()
+        self.deliveries.generator.reseed()
+
+    async def close(self) -> None:
+        """Stop deliveries and let go of what this mock lent to process-wide logging."""
+        await self.deliveries.close()
+        self.unscrub()
+
+
+def build_mock(settings: Settings | None = None, *, contract: Contract | None = None, **changes: Any) -> Mock:
+    """Load, check and compile everything; raises LoadError/LoadErrors before anything listens.
+
+    ``changes`` are :class:`Settings` fields, applied over ``settings``.
+    """
+    settings = (settings or Settings()).replace(**changes) if changes else (settings or Settings())
+    contract = contract or load_contract(settings.spec_dir)
+    scenarios = load_scenarios(settings.scenarios_dir, contract)
+    book = ScenarioBook(scenarios, default=settings.scenario, directory=settings.scenarios_dir, contract=contract)
+    epoch = Epoch()
+    options = Options(strict=settings.strict, max_body_bytes=settings.max_body_bytes,
+                      read_timeout_s=settings.read_timeout_s, store_limit=settings.store_limit,
+                      api_keys=settings.api_keys)
+    engine = Engine(contract, book, Generator(settings.seed), options, MemoryStore(settings.store_limit), epoch)
+    secret_headers = {s.header for op in contract.operations for s in op.security}
+    journal = Journal(settings.journal_limit, contract.write_only_fields(), secret_headers)
+    for known in (*(settings.api_keys or ()), settings.admin_token):
+        if known:
+            journal.secrets.add(known)
+    # What the journal learns to hide, the logs hide too, for as long as this mock lives.
+    unscrub = logs.scrub_with(journal.secrets)
+    deliveries = Deliveries(engine, settings.delivery_timeout_s, settings.fast_retries,
+                            settings.delivery_allowed_hosts, settings.journal_limit,
+                            queue_limit=settings.delivery_queue_limit)
+    install(engine, deliveries)
+    return Mock(settings, engine, journal, deliveries, epoch, unscrub)

@@ -1,0 +1,75 @@
+"""Every setting of one mock, as one typed value.
+
+The CLI, the pytest plugin and :func:`mockserver.create_app` all build a :class:`Settings`
+and hand it to the composition root (``mock.py``); nothing else passes options around.
+This module imports only the standard library, so reading settings costs nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+DEFAULT_JOURNAL_LIMIT = 10_000
+DEFAULT_STORE_LIMIT = 10_000
+DEFAULT_QUEUE_LIMIT = 1_000
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What one mock is told at start-up; see ``mockserver serve --help`` for each meaning."""
+
+    spec_dir: Path | None = None
+    scenarios_dir: Path | None = None
+    scenario: str | None = None
+    seed: int | None = None
+    strict: bool = False
+    max_body_bytes: int = 1024 * 1024
+    journal_limit: int = DEFAULT_JOURNAL_LIMIT
+    store_limit: int = DEFAULT_STORE_LIMIT
+    read_timeout_s: float = 10.0
+    delivery_timeout_s: float = 10.0
+    delivery_queue_limit: int = DEFAULT_QUEUE_LIMIT
+    fast_retries: bool = False
+    delivery_allowed_hosts: tuple[str, ...] = ()
+    # When set, the only API keys and bearer tokens the contract routes accept.
+    api_keys: frozenset[str] | None = None
+    admin_token: str | None = None
+    # Web origins (scheme://host[:port]) whose pages may call the mock from a browser.
+    cors_allow_origins: tuple[str, ...] = ()
+    hot_reload: bool = True
+
+    def __post_init__(self) -> None:
+        # Accept the loose forms callers naturally pass (a str path, a list of keys) and
+        # keep the value hashable and immutable.
+        for name in ("spec_dir", "scenarios_dir"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, Path):
+                object.__setattr__(self, name, Path(value))
+        object.__setattr__(self, "delivery_allowed_hosts", _strings(self.delivery_allowed_hosts))
+        object.__setattr__(self, "cors_allow_origins",
+                           tuple(o.rstrip("/").lower() for o in _strings(self.cors_allow_origins)))
+        if self.api_keys is not None:
+            keys = frozenset(_strings(self.api_keys))
+            object.__setattr__(self, "api_keys", keys or None)
+
+    def replace(self, **changes: Any) -> "Settings":
+        """A copy with ``changes``; an unknown name is a TypeError that lists the known ones."""
+        unknown = set(changes) - set(names())
+        if unknown:
+            raise TypeError(f"unknown mockserver setting(s) {sorted(unknown)}; known: {', '.join(names())}")
+        return dataclasses.replace(self, **changes)
+
+
+def names() -> list[str]:
+    return [f.name for f in dataclasses.fields(Settings)]
+
+
+def _strings(values: Iterable[str] | str | None) -> tuple[str, ...]:
+    if values is None:
+        return ()
+    if isinstance(values, str):
+        return (values,)
+    return tuple(str(v) for v in values)

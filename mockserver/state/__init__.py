@@ -1,0 +1,37 @@
+"""Run-time state, one owner per kind.
+
+Each owner is the only code that changes its state, and each has a small interface so a
+second implementation (shared state on another store) can stand in for the in-memory one:
+
+* :mod:`.store`: resources clients created, per tenant;
+* ``mockserver.journal``: what the mock received and answered;
+* ``mockserver.scenarios.ScenarioBook``: the scenario selection, client bindings and ``times`` counters;
+* ``mockserver.lifecycle.Deliveries``: per-webhook delivery state and queues.
+
+:class:`Epoch` is the reset barrier they share: every request and delivery carries the
+epoch it started in, and work of an older epoch is not stored, journaled or delivered.
+"""
+
+from __future__ import annotations
+
+__all__ = ["Epoch"]
+
+
+class Epoch:
+    """The reset barrier: a counter that moves on at every reset.
+
+    Work remembers the value it started with and asks :meth:`current` before it leaves
+    a trace; a request still in flight when a test ends cannot leak into the next test.
+    """
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = 0
+
+    def advance(self) -> int:
+        self.value += 1
+        return self.value
+
+    def current(self, started: int) -> bool:
+        return started == self.value
