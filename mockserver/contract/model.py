@@ -1,0 +1,412 @@
+"""The compiled contract: operations, parameters, bodies and responses as frozen values, with
+validators built once. Every loader (the OpenAPI documents and overlays, the older spec
+directory) produces these; everything that serves requests reads only these.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path, PurePosixPath
+from typing import Any, Callable, Iterator, Mapping
+from urllib.parse import unquote
+
+import fastjsonschema
+from fastjsonschema import JsonSchemaValueException
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+
+from ..formats import FORMAT_CHECKER, is_date_time, is_uri
+# Keys whose values are data, not subschemas: never walked for $ref.
+_DATA_KEYWORDS = frozenset({"const", "enum", "default", "examples", "example", "x-faker"})
+# Keys that only annotate; a $ref sibling with one of these overrides the target.
+_ANNOTATIONS = frozenset({
+    "title", "description", "default", "examples", "readOnly", "writeOnly",
+    "deprecated", "x-faker", "$comment",
+})
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """A path, query or header parameter with its compiled validator."""
+
+    name: str
+    schema: dict[str, Any]
+    validator: Validator
+    required: bool
+    error_code: str
+    description: str | None
+    _seen: dict[str, bool] = field(default_factory=dict, compare=False, repr=False)
+
+    def coerce(self, value: str) -> Any:
+        """A path or query string as the type its schema declares (``"20"`` -> 20), when it parses."""
+        types = self.schema.get("type")
+        types = [types] if isinstance(types, str) else list(types or [])
+        if "integer" in types and re.fullmatch(r"-?[0-9]{1,18}", value):
+            return int(value)
+        if "number" in types:
+            try:
+                return float(value)
+            except ValueError:
+                return value
+        if "boolean" in types and value in ("true", "false"):
+            return value == "true"
+        return value
+
+    def accepts(self, value: str) -> bool:
+        """Whether a value is valid; remembered, because a client sends the same few values again and again."""
+        known = self._seen.get(value)
+        if known is None:
+            known = self.validator.is_valid(self.coerce(value))
+            if len(self._seen) < 1024:
+                self._seen[value] = known
+        return known
+
+
+@dataclass(frozen=True)
+class SecurityScheme:
+    """One accepted way to authenticate; an operation accepts any one of its schemes."""
+
+    kind: str  # "apiKey" or "bearer"
+    header: str  # lower-case header name the credential travels in
+    name: str  # the header name as the contract writes it
+
+
+@dataclass(frozen=True)
+class RequestBody:
+    """The body an operation accepts, with a lenient and a strict validator."""
+
+    content_type: str
+    schema: dict[str, Any]
+    validator: Validator
+    strict_validator: Validator
+    required: bool
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    description: str
+    schema: dict[str, Any]
+    validator: Validator
+
+
+@dataclass(frozen=True)
+class Page:
+    """Where a list answer puts its items and paging facts, and which query parameters drive it."""
+
+    items: str
+    limit: str
+    page: str
+    pages: str
+    links: str
+    limit_param: str
+    page_param: str
+    default_limit: int
+    link_names: Mapping[str, str] = field(default_factory=dict)  # first/previous/current/next -> key
+    order_param: str | None = None
+    direction_param: str | None = None
+
+
+@dataclass(frozen=True)
+class Behaviour:
+    """What the mock does with a valid request: store, read, list, update or delete a resource,
+    answer fixed data, or run a named action."""
+
+    kind: str
+    collection: str | None = None
+    id_field: str | None = None
+    key: str | None = None
+    action: str | None = None
+    data: Any = None
+    page: Page | None = None
+
+
+@dataclass(frozen=True)
+class Operation:
+    operation_id: str
+    method: str
+    path: str
+    path_regex: re.Pattern[str]
+    literal_segments: int
+    summary: str | None
+    permission: str | None
+    path_params: Mapping[str, Parameter]
+    query_params: Mapping[str, Parameter]
+    header_params: Mapping[str, Parameter]
+    security: tuple[SecurityScheme, ...]
+    request_body: RequestBody | None
+    responses: Mapping[int, Response]
+    source: str
+    behaviour: Behaviour | None = None
+
+    def match_path(self, path: str) -> dict[str, str] | None:
+        """Decoded path parameters if the raw ``path`` fits this operation's template, else None.
+
+        Matching the percent-encoded path keeps ``%2F`` inside a parameter instead of
+        turning it into a separator.
+        """
+        m = self.path_regex.match(path)
+        return {k: unquote(v) for k, v in m.groupdict().items()} if m else None
+
+
+@dataclass(frozen=True)
+class RequestId:
+    header: str
+    prefix: str
+    length: int
+
+
+@dataclass(frozen=True)
+class Contract:
+    """The whole loaded contract; immutable and shared by everything that serves requests."""
+
+    spec_dir: Path
+    title: str
+    description: str | None
+    operations: tuple[Operation, ...]
+    error_schema: dict[str, Any]
+    request_id: RequestId
+    schemas: Mapping[str, dict[str, Any]] = field(default_factory=dict)
+    tenancy_header: str | None = None
+
+    def write_only_fields(self) -> frozenset[str]:
+        """Names of request fields marked ``writeOnly`` anywhere: never echoed, logged or journaled."""
+        names: set[str] = set()
+        for op in self.operations:
+            if op.request_body is not None:
+                names.update(flagged_properties(op.request_body.schema, "writeOnly"))
+        return frozenset(names)
+
+
+class Validator:
+    """jsonschema as the reference, with a compiled fast path for the common case.
+
+    ``is_valid`` asks a code-generated validator (fastjsonschema) when the schema
+    only uses keywords whose meaning is the same in its draft; detailed errors
+    always come from jsonschema, so messages never depend on the fast path.
+    """
+
+    __slots__ = ("schema", "reference", "parts", "_fast", "_want_fast")
+
+    def __init__(self, schema: Mapping[str, Any], fast: bool | None = False) -> None:
+        """``fast``: True compiles the fast path now, None on first use, False never (off the request path)."""
+        self.schema = schema
+        self.reference = Draft202012Validator(schema, format_checker=FORMAT_CHECKER)
+        self.parts = _object_parts(schema)
+        self._want_fast = fast is None
+        self._fast = _compile_fast(schema) if fast else None
+
+    def warm(self) -> None:
+        """Compile a deferred fast path now, at start-up, instead of on the first request."""
+        if self._want_fast:
+            self._want_fast = False
+            self._fast = _compile_fast(self.schema)
+
+    def is_valid(self, instance: Any) -> bool:
+        if self._want_fast:
+            self._want_fast = False
+            self._fast = _compile_fast(self.schema)
+        if self._fast is not None:
+            try:
+                self._fast(instance)
+                return True
+            except JsonSchemaValueException:
+                return False
+        return self.reference.is_valid(instance)
+
+    def iter_errors(self, instance: Any) -> Iterator[ValidationError]:
+        if self._fast is not None and self.is_valid(instance):
+            return iter(())
+        return self.reference.iter_errors(instance)
+
+    @property
+    def fast(self) -> bool:
+        return self._fast is not None or self._want_fast
+
+
+@dataclass(frozen=True)
+class ObjectParts:
+    """A plain object schema split per property, so that explaining an invalid body only
+    runs the reference validator over the properties that were sent, one at a time."""
+
+    required: tuple[str, ...]
+    properties: Mapping[str, Draft202012Validator]
+    closed: bool
+
+
+_PLAIN_OBJECT_KEYWORDS = frozenset({"type", "properties", "required", "additionalProperties"}) | _ANNOTATIONS | {
+    "examples", "example"}
+
+
+def _object_parts(schema: Mapping[str, Any]) -> ObjectParts | None:
+    """Per-property validators when the top level is nothing but an object with properties."""
+    if schema.get("type") != "object" or set(schema) - _PLAIN_OBJECT_KEYWORDS:
+        return None
+    extra = schema.get("additionalProperties", True)
+    if not isinstance(extra, bool):
+        return None
+    return ObjectParts(
+        required=tuple(schema.get("required", ())),
+        properties={name: Draft202012Validator(sub, format_checker=FORMAT_CHECKER)
+                    for name, sub in schema.get("properties", {}).items()},
+        closed=extra is False,
+    )
+
+
+def compile_validator(schema: Mapping[str, Any], fast: bool | None = False) -> Validator:
+    """A Draft 2020-12 validator whose format checks really run, compiled once."""
+    return Validator(schema, fast)
+
+
+# Keywords whose meaning fastjsonschema (draft-07) shares with Draft 2020-12.
+_FAST_KEYWORDS = frozenset({
+    "type", "properties", "required", "enum", "const", "pattern", "maxLength", "minLength", "minimum",
+    "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf", "items", "additionalProperties",
+    "format", "allOf", "anyOf", "oneOf", "not", "minItems", "maxItems", "uniqueItems", "minProperties",
+    "maxProperties", "propertyNames", "patternProperties",
+}) | _ANNOTATIONS | {"examples", "example"}
+_FAST_FORMATS = frozenset({"uri", "date-time"})
+
+
+def _compile_fast(schema: Mapping[str, Any]) -> Callable[[Any], Any] | None:
+    if not _fast_compatible(schema):
+        return None
+    try:
+        return fastjsonschema.compile(
+            {"$schema": "http://json-schema.org/draft-07/schema#", **_escape_class_dollars(schema)},
+            formats={"uri": is_uri, "date-time": is_date_time},
+            use_default=False,
+        )
+    except Exception:  # anything it cannot compile stays with jsonschema alone
+        return None
+
+
+def _escape_class_dollars(schema: Any) -> Any:
+    """Escape ``$`` inside character classes of every pattern: same meaning, and fastjsonschema
+    (which turns each unescaped ``$`` into ``\\Z``) can compile it."""
+    if isinstance(schema, list):
+        return [_escape_class_dollars(v) for v in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {}
+    for key, value in schema.items():
+        if key == "pattern" and isinstance(value, str):
+            out[key] = _escape_in_classes(value)
+        elif key in _DATA_KEYWORDS:
+            out[key] = value
+        else:
+            out[key] = _escape_class_dollars(value)
+    return out
+
+
+def _escape_in_classes(pattern: str) -> str:
+    out = []
+    in_class = escaped = False
+    for i, char in enumerate(pattern):
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == "[" and not in_class:
+            in_class = True
+        elif char == "]" and in_class and pattern[i - 1] != "[":
+            in_class = False
+        elif char == "$" and in_class:
+            out.append("\\")
+        out.append(char)
+    return "".join(out)
+
+
+def _fast_compatible(schema: Any) -> bool:
+    """True when every keyword (and format) means the same to the fast validator."""
+    if isinstance(schema, bool):
+        return True
+    if not isinstance(schema, dict):
+        return False
+    for key, value in schema.items():
+        if key not in _FAST_KEYWORDS:
+            return False
+        if key in ("properties", "patternProperties"):
+            if not all(_fast_compatible(v) for v in value.values()):
+                return False
+        elif key in ("items", "additionalProperties", "not", "propertyNames"):
+            if not _fast_compatible(value):  # a list-valued items means something else in draft-07
+                return False
+        elif key in ("allOf", "anyOf", "oneOf"):
+            if not all(_fast_compatible(v) for v in value):
+                return False
+        elif key == "format" and value not in _FAST_FORMATS:
+            return False
+    return True
+
+
+@lru_cache(maxsize=None)
+def shipped_validator(name: str) -> Draft202012Validator:
+    """A validator for one of the schemas mockserver ships for its own input files."""
+    text = resources.files("mockserver").joinpath("schemas", name).read_text(encoding="utf-8")
+    return Draft202012Validator(json.loads(text))
+
+
+
+def _path_regex(template: str) -> tuple[re.Pattern[str], int]:
+    """``/v{version}/webhooks`` -> regex with named groups, and its count of literal segments."""
+    out = []
+    literals = 0
+    for segment in PurePosixPath(template).parts[1:]:
+        pieces = re.split(r"\{([A-Za-z_][A-Za-z0-9_]*)\}", segment)
+        if len(pieces) == 1:
+            literals += 1
+        rx = "".join(
+            re.escape(piece) if i % 2 == 0 else f"(?P<{piece}>[^/]+)"
+            for i, piece in enumerate(pieces)
+        )
+        out.append(rx)
+    return re.compile("^/" + "/".join(out) + "$"), literals
+
+
+
+def _walk_key(node: Any, key: str, path: tuple[Any, ...] = ()) -> Iterator[tuple[tuple[Any, ...], Any]]:
+    """Every value stored under ``key`` in a schema, with its path; data keywords are not entered."""
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if k == key:
+                yield path + (k,), v
+            elif k not in _DATA_KEYWORDS:
+                yield from _walk_key(v, key, path + (k,))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from _walk_key(v, key, path + (i,))
+
+
+def flagged_properties(schema: Any, flag: str) -> Iterator[str]:
+    """Property names carrying ``flag: true`` anywhere in a resolved schema."""
+    for path, value in _walk_key(schema, flag):
+        if value is True and len(path) >= 3 and path[-3] == "properties":
+            yield str(path[-2])
+
+
+def _closed(schema: Any) -> Any:
+    """A copy where every object with declared properties rejects undeclared ones (strict mode)."""
+    if isinstance(schema, list):
+        return [_closed(v) for v in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: (v if k in _DATA_KEYWORDS else _closed(v)) for k, v in schema.items()}
+    if "properties" in out and "additionalProperties" not in out and "unevaluatedProperties" not in out:
+        out["additionalProperties"] = False
+    return out
+
+
+def deepest_error(validator: Draft202012Validator, doc: Any) -> ValidationError | None:
+    """The most specific problem of a document (the deepest; the first in path order among
+    equals), so a load error points at the line to fix rather than at its parent."""
+    errors = sorted(validator.iter_errors(doc), key=lambda e: list(map(str, e.absolute_path)))
+    return max(errors, key=lambda e: len(e.absolute_path)) if errors else None
+
+
+def _short(message: str, limit: int = 200) -> str:
+    return message if len(message) <= limit else message[: limit - 3] + "..."
