@@ -16,6 +16,7 @@ import orjson
 from .errors import ApiProblem
 
 _MALFORMED = b'{"type": "API_ERROR", "code": '
+PROBLEM = "application/problem+json"
 
 
 @dataclass(slots=True)
@@ -33,6 +34,7 @@ class MockResponse:
     scenario: str | None = None
     rule: str | None = None
     close: bool = False
+    content_type: str | None = "application/json"
 
 
 def json_answer(status: int, value: Any, request_id: str, operation: str | None = None,
@@ -41,17 +43,27 @@ def json_answer(status: int, value: Any, request_id: str, operation: str | None 
     return MockResponse(status=status, body=dump(value), request_id=request_id, headers=headers, operation=operation)
 
 
-def error_answer(failure: ApiProblem, request_id: str, operation: str | None = None) -> MockResponse:
-    """An answer in the contract's error shape."""
+def error_answer(failure: ApiProblem, request_id: str, operation: str | None = None,
+                 problem_details: bool = False) -> MockResponse:
+    """An answer in the contract's error shape, or as RFC 9457 problem details for a contract
+    that has no error shape of its own."""
+    if problem_details:
+        return MockResponse(status=failure.status, body=dump(failure.problem_details()), request_id=request_id,
+                            headers=failure.headers, operation=operation, content_type=PROBLEM)
     return MockResponse(status=failure.status, body=dump(failure.body()), request_id=request_id,
                         headers=failure.headers, operation=operation)
 
 
 def scripted_answer(status: int, value: Any, request_id: str, operation: str | None, scenario: str | None,
-                    rule: Any) -> MockResponse:
+                    rule: Any, content_type: str | None = "application/json") -> MockResponse:
     """The answer a scenario rule (or ``Prefer``) chose, with its delay, headers and fault."""
     if rule is None:
-        return json_answer(status, value, request_id, operation)
+        if content_type is None:  # the contract declares no body for this status (204 and the like)
+            return MockResponse(status=status, body=b"", request_id=request_id, operation=operation,
+                                content_type=None)
+        raw = value.encode() if isinstance(value, str) and "json" not in content_type else dump(value)
+        return MockResponse(status=status, body=raw, request_id=request_id, operation=operation,
+                            content_type=content_type)
     respond = rule.respond
     if respond.fault == "empty":
         raw = b""

@@ -21,8 +21,10 @@ from typing import Sequence, TextIO
 
 from . import __version__, logs, openapi
 from .app import build_mock, create_app
+from .contract import Contract
+from .mock import contract_for
 from .settings import DEFAULT_QUEUE_LIMIT, Settings
-from .contract import default_spec_dir, load_contract
+from .contract import default_spec_dir
 from .errors import LoadError, LoadErrors
 from .journal import DEFAULT_LIMIT
 from .scenarios import UnknownScenario, load_scenarios
@@ -84,14 +86,32 @@ def _parser() -> argparse.ArgumentParser:
     _common(check)
 
     describe = commands.add_parser("openapi", help="print the OpenAPI 3.1 document of the served contract")
-    describe.add_argument("--spec-dir", type=Path, default=None, help="contract directory (default: the bundled spec)")
+    _contract_options(describe)
+
+    routes = commands.add_parser("routes", help="list every operation with its method, path and behaviour")
+    _contract_options(routes)
+
+    drift = commands.add_parser("diff", help="compare two OpenAPI documents; exit 1 when something breaking changed")
+    drift.add_argument("old", help="the older document (a file, or 'bundled' for the bundled webhooks document)")
+    drift.add_argument("new", help="the newer document (a file, or 'bundled')")
+    drift.add_argument("--format", choices=["table", "json"], default="table", help="default: table")
     return parser
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
+def _contract_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--spec-dir", type=Path, default=None, help="contract directory (default: the bundled spec)")
+    parser.add_argument("--openapi", action="append", type=Path, default=[], metavar="FILE",
+                        help="serve this OpenAPI 3.0/3.1 document (JSON or YAML; repeatable) instead of the "
+                             "bundled contract")
+    parser.add_argument("--overlay", action="append", default=[], metavar="FILE_OR_NAME",
+                        help="apply this OpenAPI Overlay 1.0.0 to the documents, in the order given (repeatable); "
+                             "'solvimon' and 'solvimon-webhooks' name the bundled ones")
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    _contract_options(parser)
     parser.add_argument("--scenarios-dir", type=Path, default=None,
-                        help="scenario directory (default: the bundled scenario library)")
+                        help="scenario directory (default: the bundled scenario library, with the bundled contract)")
 
 
 def run(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
@@ -105,15 +125,31 @@ def run(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr:
             args = parser.parse_args(argv)
     except SystemExit as exc:
         return int(exc.code or 0)
-    if args.command == "openapi":
-        return _openapi(args.spec_dir, out, err)
+    if args.command == "diff":
+        from .contract.build import bundled_document
+        from .contract.diff import run_diff
+
+        def named(value: str) -> Path:
+            return bundled_document() if value == "bundled" else Path(value)
+
+        return run_diff(named(args.old), named(args.new), args.format, out, err)
+    if args.command in ("openapi", "routes"):
+        return _describe(args, out, err)
     if args.command == "serve" and (problem := _exposure_problem(args)) is not None:
         print(f"mockserver: error: {problem}", file=err)
         return 2
-    scenarios_dir = args.scenarios_dir if args.scenarios_dir is not None else default_scenarios_dir()
+    if args.scenarios_dir is not None:
+        scenarios_dir = args.scenarios_dir
+    else:  # the bundled library is written for the bundled contract
+        scenarios_dir = None if args.openapi else default_scenarios_dir()
     if args.command == "check":
-        return _check(args.spec_dir, scenarios_dir, out, err)
+        return _check(args, scenarios_dir, out, err)
     return _serve(args, scenarios_dir, out, err)
+
+
+def _contract(args: argparse.Namespace, full_check: bool = False) -> Contract:
+    return contract_for(Settings(spec_dir=args.spec_dir, openapi=args.openapi, overlays=args.overlay),
+                        full_check=full_check)
 
 
 def _is_loopback(host: str) -> bool:
@@ -139,29 +175,39 @@ def _exposure_problem(args: argparse.Namespace) -> str | None:
             "or --allow-any-key to accept any")
 
 
-def _check(spec_dir: Path | None, scenarios_dir: Path | None, out: TextIO, err: TextIO) -> int:
+def _check(args: argparse.Namespace, scenarios_dir: Path | None, out: TextIO, err: TextIO) -> int:
     try:
-        contract = load_contract(spec_dir)
+        contract = _contract(args, full_check=True)
     except (LoadError, LoadErrors) as exc:
         _report(exc, err)
-        return 1
+        return 2
     try:
         scenarios = load_scenarios(scenarios_dir, contract)
     except (LoadError, LoadErrors) as exc:
         _report(exc, err)
-        return 1
+        return 2
     print(f"ok: {contract.spec_dir}: {len(contract.operations)} operation(s); "
           f"{len(scenarios)} scenario(s)" + (f" in {scenarios_dir}" if scenarios_dir else ""), file=out)
     return 0
 
 
-def _openapi(spec_dir: Path | None, out: TextIO, err: TextIO) -> int:
+def _describe(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """``openapi``: the effective document; ``routes``: one line per operation."""
     try:
-        contract = load_contract(spec_dir)
+        contract = _contract(args)
     except (LoadError, LoadErrors) as exc:
         _report(exc, err)
-        return 1
-    print(json.dumps(openapi.document(contract), indent=2), file=out)
+        return 2
+    if args.command == "openapi":
+        print(json.dumps(openapi.document(contract), indent=2), file=out)
+        return 0
+    rows = [(op.method, op.path, op.operation_id,
+             op.behaviour.kind + (f" {op.behaviour.action}" if op.behaviour.action else "") if op.behaviour else "generate",
+             op.behaviour_source or ("spec" if op.behaviour else "-"))
+            for op in sorted(contract.operations, key=lambda o: (o.path, o.method))]
+    widths = [max(len(r[i]) for r in rows + [("METHOD", "PATH", "OPERATION", "BEHAVIOUR", "FROM")]) for i in range(5)]
+    for row in [("METHOD", "PATH", "OPERATION", "BEHAVIOUR", "FROM"), *rows]:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip(), file=out)
     return 0
 
 
@@ -174,7 +220,7 @@ def _report(exc: LoadError | LoadErrors, err: TextIO) -> None:
 def _serve(args: argparse.Namespace, scenarios_dir: Path | None, out: TextIO, err: TextIO) -> int:
     try:
         mock = build_mock(Settings(
-            spec_dir=args.spec_dir, scenarios_dir=scenarios_dir, scenario=args.scenario, seed=args.seed,
+            spec_dir=args.spec_dir, openapi=args.openapi, overlays=args.overlay, scenarios_dir=scenarios_dir, scenario=args.scenario, seed=args.seed,
             strict=args.strict, max_body_bytes=args.max_body_bytes, journal_limit=args.journal_limit,
             store_limit=args.store_limit, read_timeout_s=args.read_timeout,
             delivery_timeout_s=args.delivery_timeout, delivery_queue_limit=args.delivery_queue_limit,
@@ -183,10 +229,10 @@ def _serve(args: argparse.Namespace, scenarios_dir: Path | None, out: TextIO, er
             hot_reload=not args.no_reload))
     except (LoadError, LoadErrors) as exc:
         _report(exc, err)
-        return 1
+        return 2
     except UnknownScenario as exc:
         print(f"mockserver: error: unknown scenario {exc.args[0]!r} (see `mockserver check`)", file=err)
-        return 1
+        return 2
     gc.collect()
     gc.freeze()  # everything loaded so far lives as long as the process: keep it out of every collection
     handler = logs.configure(args.log_level, err)

@@ -10,13 +10,11 @@ error always wins), credentials, content type, body size, JSON, path parameters
 from __future__ import annotations
 
 import copy
-import json
 import re
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Mapping
 from urllib.parse import urlencode
 
-import orjson
 
 from .answers import MockResponse, error_answer, scripted_answer
 from .contract import Contract, Operation, flagged_properties
@@ -46,6 +44,7 @@ from .state.store import MemoryStore, ResourceStore, Stored
 from .validation import (
     bearer_token,
     body_violations,
+    cookies,
     has_credentials,
     media_type_accepted,
     parameter_violations,
@@ -130,11 +129,15 @@ class Engine:
             for op in contract.operations:
                 if op.request_body is not None:
                     op.request_body.strict_validator.warm()
-        self.api_key_headers = sorted({s.header for op in contract.operations for s in op.security
-                                       if s.kind == "apiKey"})
+        self.api_key_headers = sorted({s.header for op in contract.operations for alt in op.security
+                                       for s in (alt, *alt.also) if s.kind == "apiKey" and s.location == "header"})
         self.statuses = {op.operation_id: frozenset(op.responses) for op in contract.operations}
         self.error_statuses = {op.operation_id: frozenset(s for s in op.responses if not 200 <= s < 300)
                                for op in contract.operations}
+        # A contract without an error mapping answers errors as RFC 9457 problem details.
+        self.problem_style = contract.error_style == "problem"
+        self.content_types = {(op.operation_id, status): resp.content_type
+                              for op in contract.operations for status, resp in op.responses.items()}
         self.success = {
             op.operation_id: min((s for s in op.responses if 200 <= s < 300), default=200)
             for op in contract.operations
@@ -147,13 +150,13 @@ class Engine:
         rid = self.generator.token(self.contract.request_id.prefix, self.contract.request_id.length)
         routed = self.route(req.method, req.path)
         if isinstance(routed, ApiProblem):
-            return error_answer(routed, rid)
+            return self._error_answer(routed, rid)
         op, params = routed
         op_id = op.operation_id
         try:
             choice = self._choose(req)
         except UnknownScenario as exc:
-            return error_answer(problem(400, message=f"Unknown scenario {exc.args[0]!r} in X-Mock-Scenario; "
+            return self._error_answer(problem(400, message=f"Unknown scenario {exc.args[0]!r} in X-Mock-Scenario; "
                                                      f"loaded: {', '.join(sorted(self.book.scenarios)) or 'none'}"),
                                 rid, op_id)
         # The contract checks run first so that a rule is only counted when it really answers:
@@ -161,21 +164,22 @@ class Engine:
         failure = self.check(op, params, req)
         rule, scenario_name = self._scripted(op, req, params, choice, failure is None)
         if isinstance(rule, ApiProblem):
-            return error_answer(rule, rid, op_id)
+            return self._error_answer(rule, rid, op_id)
         if rule is not None and not (200 <= rule.respond.status < 300):
             return self._scripted_error(op, rule, scenario_name, rid)
         if failure is not None:
-            return error_answer(failure, rid, op_id)
+            return self._error_answer(failure, rid, op_id)
         status = rule.respond.status if rule is not None else self.success[op_id]
         ok, body = req.json()
         done = await self.perform(op, params, req, body if ok else None, status,
                                   rule.respond.body if rule else None)
         if isinstance(done, ApiProblem):
-            return error_answer(done, rid, op_id)
+            return self._error_answer(done, rid, op_id)
         status, out = done
         if rule is not None and rule.respond.body and 200 <= status < 300 and isinstance(out, dict):
             out = deep_merge(out, rule.respond.body)
-        return scripted_answer(status, out, rid, op_id, scenario_name, rule)
+        return scripted_answer(status, out, rid, op_id, scenario_name, rule,
+                               self.content_types.get((op_id, status), "application/json"))
 
     # ------------------------------------------------------------ behaviours
 
@@ -240,30 +244,35 @@ class Engine:
         presenter = self.presenters.get(collection)
         return presenter(tenant, body) if presenter is not None else body
 
-    async def _list(self, tenant: str, behaviour: Any, req: MockRequest) -> dict[str, Any]:
+    async def _list(self, tenant: str, behaviour: Any, req: MockRequest) -> Any:
         page = behaviour.page
-        limit = _positive(req.query.get(page.limit_param), page.default_limit)
-        number = _positive(req.query.get(page.page_param), 1)
+        limit = _positive(req.query.get(page.limit_param) if page.limit_param else None, page.default_limit)
+        number = _positive(req.query.get(page.page_param) if page.page_param else None, 1)
+        if not page.limit_param:  # no paging parameters: one page holds everything
+            limit = max(limit, 1_000_000)
         order = req.query.get(page.order_param) if page.order_param else None
         descending = page.direction_param is not None and req.query.get(page.direction_param, "").lower() == "desc"
         chosen, pages = await self.store.page(tenant, behaviour.collection, number, limit, order or None, descending)
         chosen = [self.present(tenant, behaviour.collection, item) for item in chosen]
+        if not page.items:  # the answer is the array itself
+            return chosen
 
         def url(n: int) -> str:
-            return f"{req.path}?{urlencode({**req.query, page.limit_param: str(limit), page.page_param: str(n)})}"
+            paging = {page.limit_param: str(limit), page.page_param: str(n)} if page.page_param else {}
+            return f"{req.path}?{urlencode({**req.query, **paging})}"
 
         def link(n: int) -> str | None:
             return url(n) if 1 <= n <= pages else None
 
-        names = page.link_names
-        return {
-            page.items: chosen,
-            page.limit: limit,
-            page.page: number,
-            page.pages: pages,
-            page.links: {names["first"]: link(1), names["previous"]: link(number - 1),
-                         names["current"]: url(number), names["next"]: link(number + 1)},
-        }
+        out: dict[str, Any] = {page.items: chosen}
+        for key, value in ((page.limit, limit), (page.page, number), (page.pages, pages)):
+            if key:
+                out[key] = value
+        if page.links:
+            names = page.link_names
+            values = {"first": link(1), "previous": link(number - 1), "current": url(number), "next": link(number + 1)}
+            out[page.links] = {names[k]: v for k, v in values.items() if k in names}
+        return out
 
     def tenant(self, headers: Mapping[str, str]) -> str:
         """Whose resources a request sees: its platform id, else its credential's fingerprint."""
@@ -301,9 +310,11 @@ class Engine:
 
     def check(self, op: Operation, params: Mapping[str, str], req: MockRequest) -> ApiProblem | None:
         """The first failed contract check, in the documented order, or None."""
-        if not has_credentials(op, req.headers, self.options.api_keys):
+        if not has_credentials(op, req.headers, self.options.api_keys, req.query):
             return problem(401, UNAUTHORISED, self.auth_hints[op.operation_id])
         body = op.request_body
+        if body is not None and not req.body and not body.required and "content-type" not in req.headers:
+            body = None  # an optional body that was not sent
         if body is not None:
             if not media_type_accepted(body.content_type, req.headers.get("content-type")):
                 return problem(400, UNSUPPORTED_MEDIA_TYPE,
@@ -311,18 +322,22 @@ class Engine:
             if req.body_too_large:
                 return problem(400, message=f"The request body is larger than the limit of "
                                             f"{self.options.max_body_bytes} bytes")
-            ok, value = req.json()
-            if not ok:
-                return problem(400, UNABLE_TO_PROCESS, "The body is not valid JSON (UTF-8)")
-            if body.schema.get("type") == "object" and not isinstance(value, dict):
-                return problem(400, UNABLE_TO_PROCESS, "The body must be a JSON object")
-        violations = parameter_violations(op.path_params, params, "path")
-        if violations:
-            return from_violations(violations)
-        violations = parameter_violations(op.query_params, req.query, "query")
-        if violations:
-            return from_violations(violations)
-        if body is not None:
+            if body.json:
+                ok, value = req.json()
+                if not ok:
+                    return problem(400, UNABLE_TO_PROCESS, "The body is not valid JSON (UTF-8)")
+                if body.schema.get("type") == "object" and not isinstance(value, dict):
+                    return problem(400, UNABLE_TO_PROCESS, "The body must be a JSON object")
+        for location, declared, values in (("path", op.path_params, params), ("query", op.query_params, req.query),
+                                           ("header", op.header_params, req.headers),
+                                           ("cookie", op.cookie_params, None)):
+            if not declared:
+                continue
+            violations = parameter_violations(declared, values if values is not None else cookies(req.headers),
+                                              location)
+            if violations:
+                return from_violations(violations)
+        if body is not None and body.json:
             violations = body_violations(op, req.json()[1], self.options.strict)
             if violations:
                 return from_violations(violations)
@@ -380,7 +395,10 @@ class Engine:
 
     def error_response(self, failure: ApiProblem) -> MockResponse:
         """An ApiError answer outside the pipeline (admin API, oversize bodies, unexpected faults)."""
-        return error_answer(failure, self.unseeded_request_id())
+        return self._error_answer(failure, self.unseeded_request_id())
+
+    def _error_answer(self, failure: ApiProblem, rid: str, operation: str | None = None) -> MockResponse:
+        return error_answer(failure, rid, operation, self.problem_style)
 
     def unseeded_request_id(self) -> str:
         """A request id drawn outside the seeded sequence (admin answers, transport errors)."""
@@ -405,7 +423,17 @@ def _positive(value: str | None, default: int) -> int:
     return int(value) if value is not None and value.isdigit() and int(value) > 0 else default
 
 
+def _way(scheme: Any) -> str:
+    if scheme.kind == "bearer":
+        return f"{scheme.name}: Bearer <token>"
+    if scheme.kind == "basic":
+        return f"{scheme.name}: Basic <credentials>"
+    if scheme.kind == "http":
+        return scheme.name
+    return scheme.name if scheme.location == "header" else f"the {scheme.location} parameter {scheme.name}"
+
+
 def _auth_hint(op: Operation) -> str:
     """The 401 message, naming the ways this operation accepts credentials."""
-    ways = [s.name if s.kind == "apiKey" else f"{s.name}: Bearer <token>" for s in op.security]
+    ways = [" and ".join(_way(s) for s in (alternative, *alternative.also)) for alternative in op.security]
     return "Missing or invalid credentials" + (f": send {' or '.join(ways)}." if ways else ".")

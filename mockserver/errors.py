@@ -46,6 +46,11 @@ _DEFAULTS: dict[int, tuple[str, str, str]] = {
 }
 
 
+_REASONS = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
+            405: "Method Not Allowed", 409: "Conflict", 413: "Content Too Large", 415: "Unsupported Media Type",
+            500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable"}
+
+
 @dataclass(frozen=True)
 class Violation:
     """One thing wrong with a request; validation collects these, the engine decides."""
@@ -80,6 +85,20 @@ class ApiProblem:
         }
         if len(self.errors) > 1:
             out["errors"] = [v.as_dict() for v in self.errors]
+        return out
+
+    def problem_details(self) -> dict[str, Any]:
+        """The same problem as RFC 9457 problem details, listing every violation (where and why)."""
+        out: dict[str, Any] = {
+            "type": "about:blank",
+            "title": _REASONS.get(self.status, "Error"),
+            "status": self.status,
+            "detail": self.message,
+            "code": self.code,
+        }
+        violations = self.errors or ((Violation(self.code, self.field, self.message),) if self.field else ())
+        if violations:
+            out["errors"] = [v.as_dict() for v in violations]
         return out
 
 

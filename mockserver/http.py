@@ -27,7 +27,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 def to_http(resp: MockResponse, request_id_header: str) -> web.Response:
     """The one place a plain answer becomes an HTTP response."""
     out = web.Response(status=resp.status, body=resp.body)
-    out.headers["Content-Type"] = JSON
+    if resp.content_type is not None:
+        out.headers["Content-Type"] = resp.content_type
     out.headers[request_id_header] = resp.request_id
     for name, value in resp.headers:
         out.headers[name] = value

@@ -64,13 +64,22 @@ class Mock:
         self.unscrub()
 
 
+def contract_for(settings: Settings, full_check: bool = False) -> Contract:
+    """The contract the settings select: OpenAPI documents with their overlays, else the bundled spec."""
+    if settings.openapi:
+        from .contract.build import load_openapi
+
+        return load_openapi(settings.openapi, settings.overlays, full_check=full_check)
+    return load_contract(settings.spec_dir)
+
+
 def build_mock(settings: Settings | None = None, *, contract: Contract | None = None, **changes: Any) -> Mock:
     """Load, check and compile everything; raises LoadError/LoadErrors before anything listens.
 
     ``changes`` are :class:`Settings` fields, applied over ``settings``.
     """
     settings = (settings or Settings()).replace(**changes) if changes else (settings or Settings())
-    contract = contract or load_contract(settings.spec_dir)
+    contract = contract or contract_for(settings)
     scenarios = load_scenarios(settings.scenarios_dir, contract)
     book = ScenarioBook(scenarios, default=settings.scenario, directory=settings.scenarios_dir, contract=contract)
     epoch = Epoch()

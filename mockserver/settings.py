@@ -22,6 +22,10 @@ class Settings:
     """What one mock is told at start-up; see ``mockserver serve --help`` for each meaning."""
 
     spec_dir: Path | None = None
+    # OpenAPI documents to serve instead of the bundled contract, and overlays applied in order
+    # (a bundled overlay by name, or a file).
+    openapi: tuple[Path, ...] = ()
+    overlays: tuple[str, ...] = ()
     scenarios_dir: Path | None = None
     scenario: str | None = None
     seed: int | None = None
@@ -48,6 +52,8 @@ class Settings:
             value = getattr(self, name)
             if value is not None and not isinstance(value, Path):
                 object.__setattr__(self, name, Path(value))
+        object.__setattr__(self, "openapi", tuple(Path(p) for p in _strings(self.openapi)))
+        object.__setattr__(self, "overlays", _strings(self.overlays))
         object.__setattr__(self, "delivery_allowed_hosts", _strings(self.delivery_allowed_hosts))
         object.__setattr__(self, "cors_allow_origins",
                            tuple(o.rstrip("/").lower() for o in _strings(self.cors_allow_origins)))
@@ -67,9 +73,9 @@ def names() -> list[str]:
     return [f.name for f in dataclasses.fields(Settings)]
 
 
-def _strings(values: Iterable[str] | str | None) -> tuple[str, ...]:
+def _strings(values: Iterable[Any] | str | Path | None) -> tuple[str, ...]:
     if values is None:
         return ()
-    if isinstance(values, str):
-        return (values,)
+    if isinstance(values, (str, Path)):
+        return (str(values),)
     return tuple(str(v) for v in values)

@@ -45,19 +45,53 @@ def bearer_token(headers: Mapping[str, str]) -> str | None:
     return token
 
 
-def has_credentials(op: Operation, headers: Mapping[str, str],
-                    accepted: frozenset[str] | None = None) -> bool:
-    """True when any one of the operation's security schemes is satisfied (or it has none).
+def has_credentials(op: Operation, headers: Mapping[str, str], accepted: frozenset[str] | None = None,
+                    query: Mapping[str, str] | None = None) -> bool:
+    """True when any one of the operation's security alternatives is satisfied (or it has none).
 
-    With ``accepted``, only those keys and tokens count; otherwise any non-empty one does.
+    An alternative may combine several schemes, all of which must be present. With
+    ``accepted``, only those keys and tokens count; otherwise any non-empty one does.
     """
     if not op.security:
         return True
-    for scheme in op.security:
-        value = bearer_token(headers) if scheme.kind == "bearer" else headers.get(scheme.header, "").strip()
-        if value and (accepted is None or value in accepted):
+    jar: Mapping[str, str] | None = None
+    for alternative in op.security:
+        satisfied = True
+        for scheme in (alternative, *alternative.also):
+            if scheme.kind == "bearer":
+                value = bearer_token(headers)
+            elif scheme.kind in ("basic", "http"):
+                value = _http_credential(headers, scheme.kind)
+            elif scheme.location == "query":
+                value = (query or {}).get(scheme.name, "").strip()
+            elif scheme.location == "cookie":
+                jar = jar if jar is not None else cookies(headers)
+                value = jar.get(scheme.name, "").strip()
+            else:
+                value = headers.get(scheme.header, "").strip()
+            if not value or (accepted is not None and value not in accepted):
+                satisfied = False
+                break
+        if satisfied:
             return True
     return False
+
+
+def _http_credential(headers: Mapping[str, str], kind: str) -> str | None:
+    scheme, _, value = headers.get("authorization", "").strip().partition(" ")
+    if kind == "basic" and scheme.lower() != "basic":
+        return None
+    return value.strip() or None
+
+
+def cookies(headers: Mapping[str, str]) -> dict[str, str]:
+    """The request's cookies by name (the first of a repeated name wins)."""
+    found: dict[str, str] = {}
+    for part in headers.get("cookie", "").split(";"):
+        name, sep, value = part.strip().partition("=")
+        if sep and name and name not in found:
+            found[name] = value.strip()
+    return found
 
 
 def media_type_accepted(expected: str, content_type: str | None) -> bool:

@@ -38,7 +38,7 @@ def test_check_reports_a_broken_spec_in_one_line(tmp_path):
     shutil.copytree(SPEC, spec)
     (spec / "schemas" / "ApiError.json").write_text('{"type": "object",\n "required": 5}\n')
     code, out, err = run_cli("check", "--spec-dir", str(spec))
-    assert code == 1
+    assert code == 2
     lines = err.strip().splitlines()
     assert len(lines) == 1
     assert lines[0].startswith(f"mockserver: error: {spec / 'schemas' / 'ApiError.json'}:2: ")
@@ -47,7 +47,7 @@ def test_check_reports_a_broken_spec_in_one_line(tmp_path):
 
 def test_check_reports_a_missing_spec_dir(tmp_path):
     code, _, err = run_cli("check", "--spec-dir", str(tmp_path / "missing"))
-    assert code == 1
+    assert code == 2
     assert "spec directory not found" in err
 
 
@@ -57,14 +57,14 @@ def test_serve_refuses_a_broken_spec_with_the_same_message(tmp_path):
     (spec / "schemas" / "ApiError.json").write_text("{oops")
     _, _, check_err = run_cli("check", "--spec-dir", str(spec))
     code, out, err = run_cli("serve", "--spec-dir", str(spec), "--port", "0")
-    assert code == 1
+    assert code == 2
     assert err == check_err
     assert "listening" not in out
 
 
 def test_serve_refuses_an_unknown_scenario():
     code, _, err = run_cli("serve", "--port", "0", "--scenario", "no-such-scenario")
-    assert code == 1
+    assert code == 2
     assert "no-such-scenario" in err
 
 
@@ -94,7 +94,7 @@ def test_serve_refuses_a_public_host_unless_told_which_keys_to_accept(host, tmp_
 ])
 def test_serve_starts_on_a_public_host_with_a_key_policy_or_on_loopback(args, tmp_path):
     code, _, err = run_cli("serve", *args, "--port", "0", "--spec-dir", str(tmp_path / "missing"))
-    assert code == 1  # got past the host check to loading the (missing) spec
+    assert code == 2  # got past the host check to loading the (missing) spec
     assert "spec directory not found" in err and "--allow-any-key" not in err
 
 

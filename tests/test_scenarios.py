@@ -55,7 +55,7 @@ def test_check_reports_every_broken_scenario_file_at_once():
     import io
     err = io.StringIO()
     code = run(["check", "--spec-dir", str(SPEC), "--scenarios-dir", str(BAD)], io.StringIO(), err)
-    assert code == 1
+    assert code == 2
     lines = err.getvalue().strip().splitlines()
     assert len(lines) == len(BAD_FILES)
     assert all(line.startswith(f"mockserver: error: {BAD}/") for line in lines)
@@ -67,7 +67,7 @@ def test_serve_refuses_a_broken_scenario_with_one_line(tmp_path):
     directory = write(tmp_path / "s", broken="rules:\n  - respond: {status: 418}\n")
     out, err = io.StringIO(), io.StringIO()
     code = run(["serve", "--port", "0", "--scenarios-dir", str(directory)], out, err)
-    assert code == 1
+    assert code == 2
     assert err.getvalue().strip() == (f"mockserver: error: {directory}/broken.yaml:2: at rules.0.respond.status: "
                                       "status 418 is not a status of the contract here; use one of 200, 201, 400, 401, 403, 404, 409, 500")
 

@@ -39,12 +39,22 @@ class Parameter:
     required: bool
     error_code: str
     description: str | None
+    style: str = "simple"
+    explode: bool = False
     _seen: dict[str, bool] = field(default_factory=dict, compare=False, repr=False)
 
     def coerce(self, value: str) -> Any:
-        """A path or query string as the type its schema declares (``"20"`` -> 20), when it parses."""
+        """A path or query string as the type its schema declares (``"20"`` -> 20), when it parses.
+
+        An array travels as comma-separated values (repeated query keys arrive joined the same way).
+        """
         types = self.schema.get("type")
         types = [types] if isinstance(types, str) else list(types or [])
+        if "array" in types and "string" not in types:
+            items = self.schema.get("items")
+            item = Parameter(self.name, items if isinstance(items, dict) else {}, self.validator, False,
+                             self.error_code, None)
+            return [item.coerce(v) for v in value.split(",")] if value else []
         if "integer" in types and re.fullmatch(r"-?[0-9]{1,18}", value):
             return int(value)
         if "number" in types:
@@ -70,9 +80,11 @@ class Parameter:
 class SecurityScheme:
     """One accepted way to authenticate; an operation accepts any one of its schemes."""
 
-    kind: str  # "apiKey" or "bearer"
-    header: str  # lower-case header name the credential travels in
-    name: str  # the header name as the contract writes it
+    kind: str  # "apiKey", "bearer", "basic" or "http" (another HTTP scheme)
+    header: str  # lower-case name the credential travels in (a header, query or cookie name)
+    name: str  # the name as the contract writes it
+    location: str = "header"  # where an apiKey travels: header, query or cookie
+    also: tuple["SecurityScheme", ...] = ()  # schemes required together with this one
 
 
 @dataclass(frozen=True)
@@ -84,6 +96,7 @@ class RequestBody:
     validator: Validator
     strict_validator: Validator
     required: bool
+    json: bool = True  # a JSON media type: parsed and validated; any other is accepted as sent
 
 
 @dataclass(frozen=True)
@@ -92,19 +105,21 @@ class Response:
     description: str
     schema: dict[str, Any]
     validator: Validator
+    content_type: str | None = "application/json"
+    examples: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class Page:
     """Where a list answer puts its items and paging facts, and which query parameters drive it."""
 
-    items: str
-    limit: str
-    page: str
-    pages: str
-    links: str
-    limit_param: str
-    page_param: str
+    items: str  # "" when the answer is the array itself
+    limit: str | None
+    page: str | None
+    pages: str | None
+    links: str | None
+    limit_param: str | None
+    page_param: str | None
     default_limit: int
     link_names: Mapping[str, str] = field(default_factory=dict)  # first/previous/current/next -> key
     order_param: str | None = None
@@ -142,6 +157,8 @@ class Operation:
     responses: Mapping[int, Response]
     source: str
     behaviour: Behaviour | None = None
+    cookie_params: Mapping[str, Parameter] = field(default_factory=dict)
+    behaviour_source: str | None = None  # "convention", an overlay's name, or the spec file
 
     def match_path(self, path: str) -> dict[str, str] | None:
         """Decoded path parameters if the raw ``path`` fits this operation's template, else None.
@@ -172,6 +189,7 @@ class Contract:
     request_id: RequestId
     schemas: Mapping[str, dict[str, Any]] = field(default_factory=dict)
     tenancy_header: str | None = None
+    error_style: str = "api-error"  # the contract's ApiError shape, or "problem": RFC 9457 problem details
 
     def write_only_fields(self) -> frozenset[str]:
         """Names of request fields marked ``writeOnly`` anywhere: never echoed, logged or journaled."""

@@ -92,7 +92,9 @@ class _SpecLoader:
     def load(self) -> Contract:
         if not self.dir.is_dir():
             raise LoadError(self.dir, "spec directory not found")
-        files = sorted(p for p in self.dir.rglob("*.json") if p.is_file())
+        # openapi/ holds the vendor's own documents, read by the OpenAPI loader, not by this one
+        files = sorted(p for p in self.dir.rglob("*.json")
+                       if p.is_file() and p.relative_to(self.dir).parts[0] != "openapi")
         errors: list[LoadError] = []
         for path in files:
             try:

@@ -1,0 +1,484 @@
+"""OpenAPI 3.0 / 3.1 documents (overlays already applied) -> the compiled :class:`Contract`.
+
+Every ``$ref`` is inlined once, here, so that validation and generation work on plain schemas.
+A schema that refers to itself (a tree, a linked list) cannot be inlined: the repeated
+reference becomes ``{"$ref": "#/$defs/<name>"}`` and the definition travels in the ``$defs``
+of the schema that uses it, which every JSON Schema validator understands.
+
+OpenAPI 3.0's dialect is translated to JSON Schema 2020-12 on the way (``nullable``, boolean
+``exclusiveMinimum``/``exclusiveMaximum``, ``example``), so everything after this module
+speaks one dialect.
+
+What the mock does with each operation comes from an overlay's ``x-mock-behaviour`` where one
+says so, else from ``conventions``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+from urllib.parse import urljoin
+
+from referencing import Registry, Resource
+from referencing.exceptions import Unresolvable
+from referencing.jsonschema import DRAFT202012
+
+from ..errors import INVALID_FIELD, LoadError, LoadErrors, line_of
+from . import conventions
+from .model import (
+    _ANNOTATIONS,
+    _DATA_KEYWORDS,
+    Behaviour,
+    Contract,
+    Operation,
+    Parameter,
+    RequestBody,
+    RequestId,
+    Response,
+    SecurityScheme,
+    Validator,
+    _closed,
+    _path_regex,
+    compile_validator,
+)
+
+METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+_JSON = re.compile(r"^application/(?:[\w.+-]+\+)?json$", re.I)
+DEFAULT_REQUEST_ID = RequestId("X-Request-Id", "req_", 20)
+
+
+@dataclass(frozen=True)
+class Document:
+    """One OpenAPI document as loaded: where it came from, its text (for lines) and its data."""
+
+    path: Path
+    data: dict[str, Any]
+    text: str = ""
+
+
+def compile_documents(documents: Sequence[Document], registry: Registry | None = None) -> Contract:
+    """Compile every operation of every document into one contract; LoadErrors lists every problem."""
+    if registry is None:
+        registry = Registry()
+    for doc in documents:
+        uri = doc.path.resolve().as_uri()
+        if uri not in registry:
+            registry = registry.with_resource(uri, Resource(contents=doc.data, specification=DRAFT202012))
+    operations: list[Operation] = []
+    errors: list[LoadError] = []
+    schemas: dict[str, dict[str, Any]] = {}
+    for doc in documents:
+        compiler = _Compiler(doc, registry)
+        try:
+            operations.extend(compiler.operations())
+            schemas.update(compiler.component_schemas())
+        except LoadError as exc:
+            errors.append(exc)
+        errors.extend(compiler.errors)
+    if errors:
+        raise LoadErrors(errors)
+    _check_unique(operations)
+    operations = _stateful_collections_only(operations)
+    first = documents[0]
+    info = first.data.get("info", {})
+    mock = first.data.get("x-mock", {}) if isinstance(first.data.get("x-mock"), dict) else {}
+    rid = mock.get("requestId")
+    error_schema = mock.get("errorSchema")
+    return Contract(
+        spec_dir=first.path,
+        title=str(info.get("title", first.path.name)),
+        description=info.get("description"),
+        operations=tuple(operations),
+        error_schema=_Compiler(first, registry).resolve(error_schema, ("x-mock", "errorSchema")) if error_schema else {},
+        request_id=RequestId(rid["header"], rid["prefix"], int(rid["length"])) if rid else DEFAULT_REQUEST_ID,
+        schemas=schemas,
+        tenancy_header=(mock.get("tenancy", {}).get("header") or "").lower() or None,
+        error_style="api-error" if error_schema else "problem",
+    )
+
+
+def _stateful_collections_only(operations: list[Operation]) -> list[Operation]:
+    """Conventions keep state only for collections something creates: without a create, a read
+    would always be a 404 and a list always empty, where a generated answer serves better."""
+    created = {op.behaviour.collection for op in operations
+               if op.behaviour is not None and op.behaviour.kind == "create"}
+    return [op if op.behaviour_source != "convention" or op.behaviour.collection in created
+            else _with(op, behaviour=None, behaviour_source=None) for op in operations]
+
+
+class _Compiler:
+    def __init__(self, doc: Document, registry: Registry) -> None:
+        self.doc = doc
+        self.data = doc.data
+        self.base = doc.path.resolve().as_uri()
+        self.registry = registry
+        self.errors: list[LoadError] = []
+        self.openapi_30 = str(self.data.get("openapi", "")).startswith("3.0")
+        self.validators: dict[tuple[str, bool | None], Validator] = {}
+
+    # ------------------------------------------------------------ errors and references
+
+    def error(self, where: Sequence[Any], message: str) -> LoadError:
+        return LoadError(self.doc.path, message, line_of(self.doc.text, list(where)) if self.doc.text else None)
+
+    def resolve(self, node: Any, where: Sequence[Any]) -> Any:
+        """The node with every $ref inlined (recursive ones as $defs), in JSON Schema 2020-12."""
+        inliner = _Inliner(self, where)
+        out = inliner.inline(node, self.registry.resolver(base_uri=self.base), (), 0)
+        if inliner.defs and isinstance(out, dict):
+            out = {**out, "$defs": inliner.defs}
+        return out
+
+    def deref(self, node: Any, where: Sequence[Any]) -> Any:
+        """A $ref'd object (parameter, response, request body), one level."""
+        seen = 0
+        resolver = self.registry.resolver(base_uri=self.base)
+        while isinstance(node, dict) and "$ref" in node:
+            seen += 1
+            if seen > 32:
+                raise self.error(where, "$ref chain too long (a cycle?)")
+            try:
+                found = resolver.lookup(node["$ref"])
+            except Unresolvable:
+                raise self.error([*where, "$ref"], f"$ref {node['$ref']!r} does not resolve") from None
+            node, resolver = found.contents, found.resolver
+        return node
+
+    def validator(self, schema: dict[str, Any], fast: bool | None = False) -> Validator:
+        key = (json.dumps(schema, sort_keys=True), fast)
+        found = self.validators.get(key)
+        if found is None:
+            found = self.validators[key] = compile_validator(schema, fast)
+        return found
+
+    # ------------------------------------------------------------ operations
+
+    def operations(self) -> Iterable[Operation]:
+        paths = self.data.get("paths") or {}
+        for template, item in paths.items():
+            where_item = ("paths", template)
+            item = self.deref(item, where_item)
+            if not isinstance(item, dict):
+                continue
+            shared = item.get("parameters", [])
+            for method in METHODS:
+                if method not in item:
+                    continue
+                try:
+                    yield self.operation(template, method, item[method], shared, (*where_item, method))
+                except LoadError as exc:
+                    self.errors.append(exc)
+
+    def operation(self, template: str, method: str, op: dict[str, Any], shared: list[Any],
+                  where: tuple[Any, ...]) -> Operation:
+        params: dict[str, dict[str, Parameter]] = {"path": {}, "query": {}, "header": {}, "cookie": {}}
+        declared: dict[tuple[str, str], tuple[Any, tuple[Any, ...]]] = {}
+        for i, raw in enumerate(shared):
+            declared[self._param_key(raw, (*where[:2], "parameters", i))] = (raw, (*where[:2], "parameters", i))
+        for i, raw in enumerate(op.get("parameters", [])):
+            declared[self._param_key(raw, (*where, "parameters", i))] = (raw, (*where, "parameters", i))
+        for (location, name), (raw, at) in declared.items():
+            if location in params:
+                params[location][name if location != "header" else name.lower()] = self.parameter(raw, at)
+        regex, literals = _path_regex(template)
+        missing = set(regex.groupindex) - set(params["path"])
+        for name in sorted(missing):  # an undeclared path parameter: any non-empty segment
+            params["path"][name] = Parameter(name, {"type": "string"}, self.validator({"type": "string"}), True,
+                                             INVALID_FIELD, None)
+        body = self.request_body(op.get("requestBody"), (*where, "requestBody"))
+        responses = self.responses(op.get("responses") or {}, (*where, "responses"))
+        security = self.security(op.get("security", self.data.get("security", [])), where)
+        operation_id = str(op.get("operationId") or _derived_id(method, template))
+        mock = op.get("x-mock", {}) if isinstance(op.get("x-mock"), dict) else {}
+        compiled = Operation(
+            operation_id=operation_id,
+            method=method.upper(),
+            path=template,
+            path_regex=regex,
+            literal_segments=literals,
+            summary=op.get("summary"),
+            permission=mock.get("permission"),
+            path_params=params["path"],
+            query_params=params["query"],
+            header_params=params["header"],
+            security=security,
+            request_body=body,
+            responses=responses,
+            source=f"{self.doc.path}",
+            cookie_params=params["cookie"],
+        )
+        behaviour = mock.get("behaviour")
+        if behaviour is not None:
+            return _with(compiled, behaviour=conventions.behaviour_from(behaviour, compiled, self.error,
+                                                                        (*where, "x-mock", "behaviour")),
+                         behaviour_source=str(mock.get("source", "overlay")))
+        inferred = conventions.infer(compiled)
+        return _with(compiled, behaviour=inferred, behaviour_source="convention" if inferred else None)
+
+    def _param_key(self, raw: Any, where: tuple[Any, ...]) -> tuple[str, str]:
+        param = self.deref(raw, where)
+        if not isinstance(param, dict) or "name" not in param or "in" not in param:
+            raise self.error(where, "a parameter needs name and in")
+        name = str(param["name"])
+        return str(param["in"]), name.lower() if param["in"] == "header" else name
+
+    def parameter(self, raw: Any, where: tuple[Any, ...]) -> Parameter:
+        param = self.deref(raw, where)
+        schema_node = param.get("schema")
+        if schema_node is None and isinstance(param.get("content"), dict) and param["content"]:
+            schema_node = next(iter(param["content"].values())).get("schema")
+        schema = self.resolve(schema_node if schema_node is not None else {}, (*where, "schema"))
+        mock = param.get("x-mock", {}) if isinstance(param.get("x-mock"), dict) else {}
+        return Parameter(
+            name=str(param["name"]),
+            schema=schema,
+            validator=self.validator(schema),
+            required=bool(param.get("required", param["in"] == "path")),
+            error_code=str(mock.get("errorCode", INVALID_FIELD)),
+            description=param.get("description"),
+            style=str(param.get("style", "form" if param["in"] in ("query", "cookie") else "simple")),
+            explode=bool(param.get("explode", param.get("style", "form") == "form")),
+        )
+
+    def request_body(self, raw: Any, where: tuple[Any, ...]) -> RequestBody | None:
+        if raw is None:
+            return None
+        body = self.deref(raw, where)
+        content = body.get("content") or {}
+        media = next((m for m in content if _JSON.match(m.split(";")[0].strip())), None)
+        media = media or next(iter(content), None)
+        if media is None:
+            return None
+        schema_node = (content[media] or {}).get("schema", {})
+        schema = self.resolve(schema_node, (*where, "content", media, "schema"))
+        json_body = bool(_JSON.match(media.split(";")[0].strip()))
+        return RequestBody(
+            content_type=media.lower(),
+            schema=schema,
+            validator=self.validator(schema, fast=True if json_body else False),
+            strict_validator=self.validator(_closed(schema), fast=None),
+            required=bool(body.get("required", False)),
+            json=json_body,
+        )
+
+    def responses(self, raw: Mapping[str, Any], where: tuple[Any, ...]) -> dict[int, Response]:
+        out: dict[int, Response] = {}
+        for status, spec in raw.items():
+            code = _status(status)
+            if code is None:
+                continue
+            spec = self.deref(spec, (*where, status))
+            content = spec.get("content") or {}
+            media = next((m for m in content if _JSON.match(m.split(";")[0].strip())), None)
+            media = media or next(iter(content), None)
+            schema_node = (content.get(media) or {}).get("schema") if media else None
+            schema = self.resolve(schema_node, (*where, status, "content", media, "schema")) \
+                if schema_node is not None else ({} if media else {"type": "null"})
+            examples = _examples(content.get(media) or {}) if media else {}
+            out[code] = Response(code, str(spec.get("description", "")), schema, self.validator(schema),
+                                 content_type=media, examples=examples)
+        return out
+
+    def security(self, requirements: Any, where: tuple[Any, ...]) -> tuple[SecurityScheme, ...]:
+        """Alternatives (any one suffices); each may combine several schemes (all needed)."""
+        schemes = (self.data.get("components") or {}).get("securitySchemes") or {}
+        out: list[SecurityScheme] = []
+        for requirement in requirements or []:
+            if not requirement:  # {} in the list: anonymous access is one of the alternatives
+                return ()
+            parts = []
+            for name in requirement:
+                raw = schemes.get(name)
+                if raw is None:
+                    raise self.error(where, f"security scheme {name!r} is not in components.securitySchemes")
+                scheme = _scheme(self.deref(raw, ("components", "securitySchemes", name)))
+                if scheme is not None:
+                    parts.append(scheme)
+            if parts:
+                first, *rest = parts
+                out.append(_with(first, also=tuple(rest)))
+        return tuple(out)
+
+    def component_schemas(self) -> dict[str, dict[str, Any]]:
+        found = ((self.data.get("components") or {}).get("schemas")) or {}
+        return {f"#/components/schemas/{name}": self.resolve(node, ("components", "schemas", name))
+                for name, node in found.items()}
+
+
+class _Inliner:
+    """Inlines $refs; a reference already being inlined further up becomes a $defs entry."""
+
+    def __init__(self, compiler: _Compiler, where: Sequence[Any]) -> None:
+        self.compiler = compiler
+        self.where = tuple(where)
+        self.defs: dict[str, Any] = {}
+        self.names: dict[str, str] = {}
+
+    def inline(self, node: Any, resolver: Any, stack: tuple[str, ...], depth: int) -> Any:
+        if depth > 200:
+            raise self.compiler.error(self.where, "schema nested too deeply")
+        if isinstance(node, list):
+            return [self.inline(v, resolver, stack, depth + 1) for v in node]
+        if not isinstance(node, dict):
+            return node
+        if "$ref" in node and isinstance(node["$ref"], str):
+            ref = node["$ref"]
+            try:
+                found = resolver.lookup(ref)
+            except Unresolvable:
+                raise self.compiler.error(self.where, f"$ref {ref!r} does not resolve") from None
+            uri = _uri_of(found.resolver, ref, resolver)
+            siblings = {k: self._value(k, v, resolver, stack, depth) for k, v in node.items() if k != "$ref"}
+            if uri in stack:
+                name = self._name(uri)
+                if name not in self.defs:
+                    self.defs[name] = {}  # placed first, so the recursion below sees it
+                    self.defs[name] = self.inline(found.contents, found.resolver, (uri,), depth + 1)
+                return _merge(({"$ref": f"#/$defs/{name}"}), siblings)
+            target = self.inline(found.contents, found.resolver, (*stack, uri), depth + 1)
+            return _merge(target, siblings)
+        out = {k: self._value(k, v, resolver, stack, depth) for k, v in node.items()
+               if k not in ("$schema", "$id", "definitions", "$defs")}
+        return _flatten_all_of(_dialect(out, self.compiler.openapi_30))
+
+    def _value(self, key: str, value: Any, resolver: Any, stack: tuple[str, ...], depth: int) -> Any:
+        if key in _DATA_KEYWORDS or key.startswith("x-"):
+            return value
+        if key == "properties" and isinstance(value, dict):  # property names are not keywords
+            return {k: self.inline(v, resolver, stack, depth + 1) for k, v in value.items()}
+        return self.inline(value, resolver, stack, depth + 1)
+
+    def _name(self, uri: str) -> str:
+        name = self.names.get(uri)
+        if name is None:
+            base = re.sub(r"[^A-Za-z0-9_.-]", "_", uri.rsplit("/", 1)[-1]) or "def"
+            name = base if base not in self.names.values() else f"{base}_{len(self.names)}"
+            self.names[uri] = name
+        return name
+
+
+def _uri_of(found_resolver: Any, ref: str, resolver: Any) -> str:
+    """The absolute address of a reference: the same schema reached from two files is one."""
+    return urljoin(str(getattr(resolver, "_base_uri", "")), ref)
+
+
+def _merge(target: Any, siblings: dict[str, Any]) -> Any:
+    if not siblings:
+        return target
+    if not isinstance(target, dict):
+        return {"allOf": [target], **siblings}
+    if all(k in _ANNOTATIONS or k.startswith("x-") for k in siblings):
+        return {**target, **siblings}
+    return {"allOf": [target, siblings]}
+
+
+def _dialect(schema: dict[str, Any], openapi_30: bool) -> dict[str, Any]:
+    """OpenAPI 3.0's schema dialect in JSON Schema 2020-12 terms (3.1 documents pass through)."""
+    if "example" in schema and "examples" not in schema:
+        schema["examples"] = [schema["example"]]
+    schema.pop("example", None)
+    if not openapi_30:
+        return schema
+    if schema.pop("nullable", False) is True:
+        kind = schema.get("type")
+        if isinstance(kind, str):
+            schema["type"] = [kind, "null"]
+        elif "enum" in schema and None not in schema["enum"]:
+            schema["enum"] = [*schema["enum"], None]
+        elif kind is None:
+            schema = {"anyOf": [schema, {"type": "null"}]}
+    for bound, exclusive in (("minimum", "exclusiveMinimum"), ("maximum", "exclusiveMaximum")):
+        if schema.get(exclusive) is True and bound in schema:
+            schema[exclusive] = schema.pop(bound)
+        elif schema.get(exclusive) is False:
+            schema.pop(exclusive)
+    return schema
+
+
+_OBJECT_PART = frozenset({"type", "properties", "required", "title", "description", "additionalProperties"})
+
+
+def _flatten_all_of(schema: dict[str, Any]) -> dict[str, Any]:
+    """``allOf`` of plain object schemas as the one object they describe together.
+
+    The meaning is the same when no property is declared twice; as one object, what an
+    answer echoes, requires and generates can be read off its properties.
+    """
+    parts = schema.get("allOf")
+    if not isinstance(parts, list) or not parts:
+        return schema
+    if not all(isinstance(p, dict) and set(p) <= _OBJECT_PART and p.get("type", "object") == "object"
+               and "additionalProperties" not in p for p in parts):
+        return schema
+    names = [n for p in parts for n in (p.get("properties") or {})]
+    if len(names) != len(set(names)):
+        return schema
+    merged: dict[str, Any] = {k: v for k, v in schema.items() if k != "allOf"}
+    if merged.get("type", "object") != "object" or set(merged) - _OBJECT_PART - {"readOnly", "writeOnly"}:
+        return schema
+    properties = {**(merged.get("properties") or {})}
+    required = list(merged.get("required") or [])
+    for part in parts:
+        properties.update(part.get("properties") or {})
+        required.extend(r for r in part.get("required") or [] if r not in required)
+    merged.update(type="object", properties=properties)
+    if required:
+        merged["required"] = required
+    return merged
+
+
+def _scheme(raw: Mapping[str, Any]) -> SecurityScheme | None:
+    kind = raw.get("type")
+    if kind == "apiKey":
+        name = str(raw.get("name", ""))
+        return SecurityScheme("apiKey", name.lower(), name, location=str(raw.get("in", "header")))
+    if kind == "http":
+        scheme = str(raw.get("scheme", "")).lower()
+        if scheme == "bearer":
+            return SecurityScheme("bearer", "authorization", "Authorization")
+        if scheme == "basic":
+            return SecurityScheme("basic", "authorization", "Authorization")
+        return SecurityScheme("http", "authorization", "Authorization")
+    if kind in ("oauth2", "openIdConnect"):
+        return SecurityScheme("bearer", "authorization", "Authorization")
+    return None  # mutualTLS: nothing to check at this level
+
+
+def _examples(media: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if "example" in media:
+        out["default"] = media["example"]
+    for name, example in (media.get("examples") or {}).items():
+        if isinstance(example, dict) and "value" in example:
+            out[str(name)] = example["value"]
+    return out
+
+
+def _status(key: Any) -> int | None:
+    text = str(key)
+    if text.isdigit() and len(text) == 3:
+        return int(text)
+    return None  # "default" and "2XX" ranges: no concrete status to answer with
+
+
+def _derived_id(method: str, template: str) -> str:
+    words = [w for w in re.split(r"[^A-Za-z0-9]+", template) if w]
+    return method.lower() + "".join(w[:1].upper() + w[1:] for w in words)
+
+
+def _with(value: Any, **changes: Any) -> Any:
+    import dataclasses
+
+    return dataclasses.replace(value, **changes)
+
+
+def _check_unique(operations: Sequence[Operation]) -> None:
+    seen: dict[tuple[str, str], Operation] = {}
+    for op in operations:
+        key = (op.method, re.sub(r"\{[^}]+\}", "{}", op.path))
+        if key in seen:
+            raise LoadError(op.source, f"{op.method} {op.path} is defined twice (also in {seen[key].source})")
+        seen[key] = op

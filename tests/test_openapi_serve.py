@@ -1,0 +1,118 @@
+"""Any OpenAPI document, with no overlay: routed, checked, answered and remembered by convention."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+
+import pytest
+from jsonschema import Draft202012Validator
+
+from conftest import DATA
+from mockserver.cli import run
+from mockserver.contract.build import load_openapi
+
+PETSTORE = DATA / "openapi" / "petstore.yaml"
+KEY = {"X-Api-Key": "k"}
+CONTRACT = load_openapi([PETSTORE])
+OPS = {op.operation_id: op for op in CONTRACT.operations}
+
+
+@pytest.fixture
+async def pets(make_client):
+    return await make_client(openapi=[PETSTORE], scenarios_dir=None, spec_dir=None)
+
+
+async def answered(resp, operation: str, status: int) -> object:
+    text = await resp.text()
+    assert resp.status == status, text
+    body = json.loads(text) if text else None
+    schema = OPS[operation].responses[status].schema
+    errors = list(Draft202012Validator(schema).iter_errors(body))
+    assert not errors, errors
+    return body
+
+
+async def problem(resp, status: int) -> dict:
+    assert resp.status == status, await resp.text()
+    assert resp.headers["Content-Type"] == "application/problem+json"
+    body = await resp.json()
+    assert body["status"] == status and body["type"] == "about:blank" and body["title"]
+    return body
+
+
+async def test_create_read_list_update_delete_by_convention(pets):
+    created = await answered(await pets.post("/pets", json={"name": "Rex", "tag": None}, headers=KEY), "createPet", 201)
+    assert created["name"] == "Rex" and created["id"]
+    read = await answered(await pets.get(f"/pets/{created['id']}", headers=KEY), "getPet", 200)
+    assert read == created
+    listed = await answered(await pets.get("/pets", headers=KEY), "listPets", 200)
+    assert [p["id"] for p in listed["items"]] == [created["id"]]
+    updated = await answered(await pets.patch(f"/pets/{created['id']}", json={"name": "Max"}, headers=KEY),
+                             "updatePet", 200)
+    assert updated["name"] == "Max" and updated["id"] == created["id"]
+    resp = await pets.delete(f"/pets/{created['id']}", headers=KEY)
+    assert resp.status == 204 and await resp.read() == b""
+    assert (await pets.get(f"/pets/{created['id']}", headers=KEY)).status == 404
+
+
+async def test_a_list_is_paged_by_its_paging_parameters(pets):
+    for i in range(5):
+        await pets.post("/pets", json={"name": f"p{i}"}, headers=KEY)
+    page = await answered(await pets.get("/pets", params={"limit": "2", "page": "3"}, headers=KEY), "listPets", 200)
+    assert [p["name"] for p in page["items"]] == ["p4"] and page["page"] == 3
+
+
+async def test_unknown_ids_and_methods(pets):
+    body = await problem(await pets.get("/pets/nope", headers=KEY), 404)
+    assert "nope" in body["detail"]
+    resp = await pets.put("/pets", json={}, headers=KEY)
+    body = await problem(resp, 405)
+    assert resp.headers["Allow"] == "GET, POST"
+
+
+async def test_every_violation_is_listed_as_problem_details(pets):
+    body = await problem(await pets.post("/pets", json={"tag": 5, "age": 0}, headers=KEY), 400)
+    fields = sorted(e["field"] for e in body["errors"])
+    assert fields == ["age", "name", "tag"]
+
+
+async def test_security_alternatives_header_key_or_basic(pets):
+    await problem(await pets.get("/pets"), 401)
+    basic = {"Authorization": "Basic " + base64.b64encode(b"u:p").decode()}
+    assert (await pets.get("/pets", headers=basic)).status == 200
+    await problem(await pets.get("/pets", headers={"Authorization": "Bearer t"}), 401)
+
+
+async def test_query_arrays_and_cookie_parameters_are_checked(pets):
+    assert (await pets.get("/pets", params={"tags": "a,b"}, headers=KEY)).status == 200
+    await problem(await pets.get("/pets", params={"limit": "0"}, headers=KEY), 400)
+    await problem(await pets.get("/pets/1/family", headers=KEY), 400)
+    body = await problem(await pets.get("/pets/1/family", headers={**KEY, "Cookie": "session=ab"}), 400)
+    assert body["errors"][0]["field"] == "session"
+    tree = await answered(await pets.get("/pets/1/family", headers={**KEY, "Cookie": "session=abc"}),
+                          "getFamily", 200)
+    assert isinstance(tree["name"], str)
+
+
+def test_openapi_3_0_is_read_as_json_schema_2020_12():
+    schema = OPS["createPet"].request_body.schema
+    assert schema["properties"]["tag"]["type"] == ["string", "null"]
+    assert schema["properties"]["age"]["exclusiveMinimum"] == 0 and "minimum" not in schema["properties"]["age"]
+
+
+def test_a_recursive_schema_is_kept_as_a_definition():
+    schema = OPS["getFamily"].responses[200].schema
+    assert schema["properties"]["children"]["items"] == {"$ref": "#/$defs/Tree"}
+    assert Draft202012Validator(schema).is_valid({"name": "a", "children": [{"name": "b", "children": []}]})
+    assert not Draft202012Validator(schema).is_valid({"name": "a", "children": [{"children": []}]})
+
+
+def test_routes_names_each_behaviour_and_where_it_came_from():
+    out, err = io.StringIO(), io.StringIO()
+    assert run(["routes", "--openapi", str(PETSTORE)], out, err) == 0, err.getvalue()
+    rows = {tuple(line.split()[:2]): line.split()[2:] for line in out.getvalue().splitlines()[1:]}
+    assert rows[("POST", "/pets")] == ["createPet", "create", "convention"]
+    assert rows[("GET", "/pets/{petId}")] == ["getPet", "read", "convention"]
+    assert rows[("GET", "/pets/{petId}/family")] == ["getFamily", "generate", "-"]
