@@ -41,7 +41,7 @@ from urllib.request import url2pathname
 
 import orjson
 import yaml
-from referencing import Registry, Resource, Specification
+from referencing import Registry, Specification
 from referencing.jsonschema import DRAFT4, DRAFT202012
 
 from .errors import LoadError, LoadErrors, format_path, line_of
@@ -49,7 +49,7 @@ from .errors import LoadError, LoadErrors, format_path, line_of
 try:  # the fast path; jsonschema gives the same answers, only slower (seconds on a big document)
     import jsonschema_rs
 except ImportError:  # pragma: no cover - exercised by monkeypatching in the tests
-    jsonschema_rs = None
+    jsonschema_rs = None  # type: ignore[assignment]
 
 if TYPE_CHECKING:
     from jsonschema.exceptions import ValidationError
@@ -143,7 +143,7 @@ def load_documents(paths: Sequence[Path], *, full_check: bool) -> Loaded:
 def _build_yaml_loader() -> type:
     base: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
-    class JsonYamlLoader(base):  # type: ignore[misc,valid-type]
+    class JsonYamlLoader(base):  # type: ignore[misc]
         """YAML that means the same as JSON: string keys, no timestamps, no Python types.
 
         Keys stay the text written (`200:` is "200", `on:` stays "on"), which is also what
@@ -254,7 +254,7 @@ class _Loader:
 
     def registry(self) -> Registry[Any]:
         return Registry().with_resources(
-            (uri, Resource(contents=source.data, specification=_SPECIFICATIONS[self.version.get(uri, "3.1")]))
+            (uri, _SPECIFICATIONS[self.version.get(uri, "3.1")].create_resource(source.data))
             for uri, source in self.files.items()
         )
 
@@ -734,7 +734,8 @@ class _FullCheck:
     def _locate(self, path: Sequence[Any]) -> tuple[Source, tuple[Any, ...]]:
         """The file and concrete path of a node given by its path through $refs, as
         openapi-spec-validator walks it (``.../schema/properties/id`` through a $ref'd schema)."""
-        source, node, out = self.root, self.root.data, []
+        source, node = self.root, self.root.data
+        out: list[Any] = []
         for step in path:
             for _ in range(64):  # a $ref chain longer than this is a cycle
                 if not (isinstance(node, dict) and str(step) not in node and isinstance(node.get("$ref"), str)):

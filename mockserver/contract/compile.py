@@ -15,9 +15,9 @@ says so, else from ``conventions``.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 from urllib.parse import urljoin
@@ -31,7 +31,6 @@ from . import conventions
 from .model import (
     _ANNOTATIONS,
     _DATA_KEYWORDS,
-    Behaviour,
     Contract,
     Operation,
     Parameter,
@@ -42,6 +41,7 @@ from .model import (
     Validator,
     _closed,
     _path_regex,
+    LazyValidator,
     compile_validator,
 )
 
@@ -74,7 +74,6 @@ def compile_documents(documents: Sequence[Document], registry: Registry | None =
         compiler = _Compiler(doc, registry)
         try:
             operations.extend(compiler.operations())
-            schemas.update(compiler.component_schemas())
         except LoadError as exc:
             errors.append(exc)
         errors.extend(compiler.errors)
@@ -118,6 +117,8 @@ class _Compiler:
         self.errors: list[LoadError] = []
         self.openapi_30 = str(self.data.get("openapi", "")).startswith("3.0")
         self.validators: dict[tuple[str, bool | None], Validator] = {}
+        self.memo: dict[str, Any] = {}
+        self.keep: list[Any] = []
 
     # ------------------------------------------------------------ errors and references
 
@@ -148,10 +149,14 @@ class _Compiler:
         return node
 
     def validator(self, schema: dict[str, Any], fast: bool | None = False) -> Validator:
-        key = (json.dumps(schema, sort_keys=True), fast)
+        # Inlined schemas are shared objects, so identity finds the repeats (error bodies,
+        # common parameters) without serialising every schema to compare it.
+        key = (id(schema), fast)
         found = self.validators.get(key)
         if found is None:
-            found = self.validators[key] = compile_validator(schema, fast)
+            found = compile_validator(schema, fast)
+            self.validators[key] = found
+            self.keep.append(schema)  # ids stay unique while the schema lives
         return found
 
     # ------------------------------------------------------------ operations
@@ -259,7 +264,7 @@ class _Compiler:
             content_type=media.lower(),
             schema=schema,
             validator=self.validator(schema, fast=True if json_body else False),
-            strict_validator=self.validator(_closed(schema), fast=None),
+            strict_validator=LazyValidator(lambda: compile_validator(_closed(schema), fast=None)),
             required=bool(body.get("required", False)),
             json=json_body,
         )
@@ -316,6 +321,7 @@ class _Inliner:
         self.where = tuple(where)
         self.defs: dict[str, Any] = {}
         self.names: dict[str, str] = {}
+        self.cycles = 0
 
     def inline(self, node: Any, resolver: Any, stack: tuple[str, ...], depth: int) -> Any:
         if depth > 200:
@@ -333,12 +339,22 @@ class _Inliner:
             uri = _uri_of(found.resolver, ref, resolver)
             siblings = {k: self._value(k, v, resolver, stack, depth) for k, v in node.items() if k != "$ref"}
             if uri in stack:
+                self.cycles += 1
                 name = self._name(uri)
                 if name not in self.defs:
                     self.defs[name] = {}  # placed first, so the recursion below sees it
                     self.defs[name] = self.inline(found.contents, found.resolver, (uri,), depth + 1)
                 return _merge(({"$ref": f"#/$defs/{name}"}), siblings)
-            target = self.inline(found.contents, found.resolver, (*stack, uri), depth + 1)
+            # A schema referred to from many places is inlined once and shared (the results are
+            # never changed afterwards), unless a cycle ran through it: then its shape depends
+            # on where it was reached from.
+            memo = self.compiler.memo
+            target = memo.get(uri)
+            if target is None:
+                cycles = self.cycles
+                target = self.inline(found.contents, found.resolver, (*stack, uri), depth + 1)
+                if self.cycles == cycles:
+                    memo[uri] = target
             return _merge(target, siblings)
         out = {k: self._value(k, v, resolver, stack, depth) for k, v in node.items()
                if k not in ("$schema", "$id", "definitions", "$defs")}
@@ -362,7 +378,12 @@ class _Inliner:
 
 def _uri_of(found_resolver: Any, ref: str, resolver: Any) -> str:
     """The absolute address of a reference: the same schema reached from two files is one."""
-    return urljoin(str(getattr(resolver, "_base_uri", "")), ref)
+    return _join(str(getattr(resolver, "_base_uri", "")), ref)
+
+
+@lru_cache(maxsize=65536)
+def _join(base: str, ref: str) -> str:
+    return urljoin(base, ref)
 
 
 def _merge(target: Any, siblings: dict[str, Any]) -> Any:

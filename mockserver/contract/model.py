@@ -246,6 +246,28 @@ class Validator:
         return self._fast is not None or self._want_fast
 
 
+class LazyValidator:
+    """A validator built the first time it is used: strict mode's closed schemas are only
+    worth building when strict mode is on (``warm`` builds it at start-up then)."""
+
+    __slots__ = ("_make", "_built")
+
+    def __init__(self, make: Callable[[], Validator]) -> None:
+        self._make = make
+        self._built: Validator | None = None
+
+    def _get(self) -> Validator:
+        if self._built is None:
+            self._built = self._make()
+        return self._built
+
+    def warm(self) -> None:
+        self._get().warm()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._get(), name)
+
+
 @dataclass(frozen=True)
 class ObjectParts:
     """A plain object schema split per property, so that explaining an invalid body only
