@@ -205,7 +205,10 @@ async def emit_event(request: web.Request) -> web.Response:
         return failure(request, problem(400, field="type", message='Send a JSON object with "type", such as INVOICE.CREATED'))
     header = mock.engine.contract.tenancy_header
     platform = request.headers.get(header) if header else None
-    result = await mock.deliveries.emit(payload["type"], payload.get("data"), platform or None)
+    try:
+        result = await mock.deliveries.emit(payload["type"], payload.get("data"), platform or None)
+    except RecursionError:  # within the JSON parser's nesting limit, beyond Python's stack
+        return failure(request, problem(400, field="data", message="data is nested too deeply"))
     if isinstance(result, ApiProblem):
         return failure(request, result)
     return answer(request, 202, result)

@@ -1,7 +1,7 @@
 """Every answer the mock gives, as a plain value, built here and nowhere else.
 
 The engine (contract routes), the admin API and the transport's error handler all build
-a :class:`MockResponse` through these functions; ``app.to_http`` is the one place that
+a :class:`MockResponse` through these functions; ``http.to_http`` is the one place that
 turns it into HTTP. This module imports no aiohttp.
 """
 

@@ -98,6 +98,7 @@ class Engine:
         self.generator = generator or Generator()
         self.options = options or Options()
         self.epoch = epoch or Epoch()
+        self.stale_generator = Generator()  # for requests that straddle a reset (see handle)
         items: dict[str, list[Operation]] = {}
         for op in sorted(contract.operations, key=lambda op: -op.literal_segments):
             items.setdefault(op.path, []).append(op)
@@ -146,15 +147,30 @@ class Engine:
     # ------------------------------------------------------------ pipeline
 
     async def handle(self, req: MockRequest) -> MockResponse:
-        """Answer one request. Never raises for anything the client can send."""
-        rid = self.generator.token(self.contract.request_id.prefix, self.contract.request_id.length)
+        """Answer one request. Never raises for anything the client can send.
+
+        A request that arrived before the last reset is still answered, but from a generator
+        of its own and without scenario rules: it must not shift the seeded sequence or use up
+        the ``times`` of the test that runs now.
+        """
+        current = self.epoch.current(req.generation)
+        generator = self.generator if current else self.stale_generator
+        try:
+            return await self._handle(req, generator, current)
+        except RecursionError:  # JSON nested deeper than Python's stack, yet within the parser's limit
+            return self._error_answer(problem(400, UNABLE_TO_PROCESS, "The body is nested too deeply"),
+                                      generator.token(self.contract.request_id.prefix,
+                                                      self.contract.request_id.length))
+
+    async def _handle(self, req: MockRequest, generator: Generator, current: bool) -> MockResponse:
+        rid = generator.token(self.contract.request_id.prefix, self.contract.request_id.length)
         routed = self.route(req.method, req.path)
         if isinstance(routed, ApiProblem):
             return self._error_answer(routed, rid)
         op, params = routed
         op_id = op.operation_id
         try:
-            choice = self._choose(req)
+            choice = self._choose(req) if current else None
         except UnknownScenario as exc:
             return self._error_answer(problem(400, message=f"Unknown scenario {exc.args[0]!r} in X-Mock-Scenario; "
                                                      f"loaded: {', '.join(sorted(self.book.scenarios)) or 'none'}"),
@@ -172,8 +188,10 @@ class Engine:
         status = rule.respond.status if rule is not None else self.success[op_id]
         ok, body = req.json()
         done = await self.perform(op, params, req, body if ok else None, status,
-                                  rule.respond.body if rule else None)
+                                  rule.respond.body if rule else None, generator)
         if isinstance(done, ApiProblem):
+            if rule is not None and choice is not None and scenario_name != "Prefer":
+                self.book.refund(choice, rule)  # the scripted success did not answer
             return self._error_answer(done, rid, op_id)
         status, out = done
         if rule is not None and rule.respond.body and 200 <= status < 300 and isinstance(out, dict):
@@ -184,7 +202,8 @@ class Engine:
     # ------------------------------------------------------------ behaviours
 
     async def perform(self, op: Operation, params: Mapping[str, str], req: MockRequest, body: Any,
-                      status: int, override: Mapping[str, Any] | None = None) -> tuple[int, Any] | ApiProblem:
+                      status: int, override: Mapping[str, Any] | None = None,
+                      generator: Generator | None = None) -> tuple[int, Any] | ApiProblem:
         """Do what the operation's behaviour says; (status, body) or an ApiProblem.
 
         ``override`` is a scripted body: a created resource is stored as it was answered.
@@ -192,15 +211,14 @@ class Engine:
         """
         plan = self.plans.get((op.operation_id, status))
         behaviour = op.behaviour
-        current = self.epoch.current(req.generation)
         if behaviour is None or behaviour.kind == "create":
-            out = plan.render(self.generator, body) if plan else None
+            out = plan.render(generator or self.generator, body) if plan else None
             if override and isinstance(out, dict):
                 out = deep_merge(out, override)
             if behaviour is not None and isinstance(out, dict):
                 tenant = self.tenant(req.headers)
                 key = str(out.get(behaviour.id_field))
-                if current:
+                if self.epoch.current(req.generation):  # checked at the write: a reset may come between
                     secrets = {k: body[k] for k in self.write_only[op.operation_id]
                                if isinstance(body, dict) and k in body}
                     await self.store.put(tenant, behaviour.collection, key, out, secrets)
@@ -218,7 +236,7 @@ class Engine:
         if behaviour.kind == "read":
             return status, self.present(tenant, behaviour.collection, stored.body)
         if behaviour.kind == "delete":
-            if current:
+            if self.epoch.current(req.generation):
                 await self.store.delete(tenant, behaviour.collection, key)
             return status, self.present(tenant, behaviour.collection, stored.body)
         if behaviour.kind == "update":
@@ -231,7 +249,7 @@ class Engine:
                 for name in self.write_only[op.operation_id]:
                     if name in body:
                         secrets[name] = body[name]
-            if current:
+            if self.epoch.current(req.generation):
                 await self.store.put(tenant, behaviour.collection, key, changed, secrets)
             return status, self.present(tenant, behaviour.collection, changed)
         action = self.actions.get(behaviour.action or "")

@@ -49,11 +49,12 @@ import uuid
 from datetime import datetime, timezone
 from fractions import Fraction
 from functools import lru_cache
-from typing import Any, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 import re._parser as _sre  # type: ignore[import-not-found]  # the stdlib's own parser, as rstr uses
 from faker import Faker
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, FormatChecker
 from rstr import Xeger
 
 from .formats import FORMAT_CHECKER
@@ -76,6 +77,17 @@ _POOL = 4  # valid values kept per checked maker
 _POOL_TRIES = 48
 _BRANCH_SAMPLES = 6  # samples per oneOf branch when the branches may overlap
 _SAMPLE_SEED = 20240607
+_SEEDED_EPOCH = int(datetime(2025, 1, 1, tzinfo=timezone.utc).timestamp())
+_YEAR = 365 * 24 * 3600
+
+# Draft 2020-12's format checks, with the stricter ones this project registers (formats.py).
+# Not FORMAT_CHECKER itself: it holds every draft's checks, and draft 3's "time" (no offset)
+# would reject the RFC 3339 times that 2020-12 asks for.
+_FORMAT_CHECKER = FormatChecker(())
+_FORMAT_CHECKER.checkers = {
+    **Draft202012Validator.FORMAT_CHECKER.checkers,
+    **{name: check for name, check in FORMAT_CHECKER.checkers.items() if FormatChecker.checkers.get(name) != check},
+}
 
 
 def unseeded_token(prefix: str, length: int) -> str:
@@ -140,11 +152,16 @@ class Generator:
         return self.random.randbytes(count).translate(table).decode("ascii")
 
     def now(self) -> str:
-        """A timestamp; deterministic under a seed so seeded bodies are byte-identical."""
+        """A timestamp; deterministic under a seed so seeded bodies are byte-identical.
+
+        Seeded, it is a moment in the year before a fixed day, drawn from the seeded Random:
+        a year before *today* would move with the clock, and the same seed would answer a
+        different body a second later.
+        """
         if self.seed is None:
             moment = datetime.now(timezone.utc).replace(microsecond=0)
         else:
-            moment = self.faker.date_time_between("-1y", "now", tzinfo=timezone.utc).replace(microsecond=0)
+            moment = datetime.fromtimestamp(_SEEDED_EPOCH - self.random.randrange(_YEAR), timezone.utc)
         return moment.isoformat().replace("+00:00", "Z")
 
 
@@ -173,14 +190,16 @@ class BodyPlan:
     """
 
     def __init__(self, response_schema: Mapping[str, Any],
-                 request_schema: Mapping[str, Any] | None = None, dynamic: bool = True) -> None:
+                 request_schema: Mapping[str, Any] | None = None, dynamic: bool = True,
+                 prefer_null: bool = True) -> None:
         request_props = (request_schema or {}).get("properties", {})
         self.dynamic = dynamic
         self.template: dict[str, Any] = {}
         self.generated: list[tuple[str, Maker]] = []
         self.echoed: list[tuple[str, Maker | None]] = []
         self.fallback: Maker | None = None
-        compiler = _Compiler(response_schema, dynamic)
+        compiler = _Compiler(response_schema, dynamic, prefer_null)
+        self.notes = compiler.notes  # what is worth telling about this schema (see _Compiler.notes)
         top, pushed, deep = compiler.flatten(response_schema)
         try:
             if deep or not compiler.plain_object(top):
@@ -197,7 +216,12 @@ class BodyPlan:
                     and not _flag(incoming, "readOnly") and not _flag(incoming, "writeOnly")
                 )
                 with compiler.at(name):
-                    make = compiler.member(compiler.property_schema(top, name))
+                    try:
+                        make = compiler.member(compiler.property_schema(top, name))
+                    except GenerationError:
+                        if name in required:
+                            raise
+                        continue  # an optional property no value fits: left out
                 fixed = isinstance(make, _Fixed)
                 self.template[name] = make.value if fixed else None
                 if echo:
@@ -224,14 +248,15 @@ class BodyPlan:
         return body
 
 
-def compile_maker(schema: Any, dynamic: bool = True, *, root: Mapping[str, Any] | None = None) -> Maker:
+def compile_maker(schema: Any, dynamic: bool = True, *, root: Mapping[str, Any] | None = None,
+                  prefer_null: bool = True) -> Maker:
     """A function that generates a value valid against ``schema`` (a resolved schema).
 
     ``$ref``s left in it (recursive ones) are resolved against ``root`` (the schema itself
     by default), whose ``$defs`` hold their targets. Raises :class:`GenerationError` when
     no valid value can be found.
     """
-    return _Compiler(schema if root is None else root, dynamic).value(schema)
+    return _Compiler(schema if root is None else root, dynamic, prefer_null).value(schema)
 
 
 def _flag(schema: Any, key: str) -> bool:
@@ -258,17 +283,25 @@ _OBJECT_KEYS = frozenset({"properties", "required", "additionalProperties", "pat
 _ARRAY_KEYS = frozenset({"items", "prefixItems", "minItems", "maxItems", "uniqueItems", "contains"})
 _STRING_KEYS = frozenset({"pattern", "format", "minLength", "maxLength"})
 _NUMBER_KEYS = frozenset({"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf"})
+_CONTAINER_KEYS = _OBJECT_KEYS | _ARRAY_KEYS | {"patternProperties", "dependentSchemas", "unevaluatedProperties",
+                                                "unevaluatedItems", "minContains", "maxContains", "additionalItems"}
+_NOT_FOR_SCALARS = _CONTAINER_KEYS | _STRING_KEYS | _NUMBER_KEYS | {"__patterns__"}
+_NOT_FOR_STRINGS = _CONTAINER_KEYS | _NUMBER_KEYS
+_NOT_FOR_NUMBERS = _CONTAINER_KEYS | _STRING_KEYS | {"__patterns__"}
 
 
 class _Compiler:
     """One schema's compilation: its root (for ``$ref``), the refs on the way down, the mode."""
 
-    def __init__(self, root: Any, dynamic: bool) -> None:
+    def __init__(self, root: Any, dynamic: bool, prefer_null: bool = True) -> None:
         self.root = root if isinstance(root, Mapping) else {}
         self.dynamic = dynamic
+        self.prefer_null = prefer_null
         self.stack: list[str] = []  # $refs being compiled, outermost first
+        self.notes: list[str] = []  # where answers are valid only as OpenAPI reads the schema
         self.path: list[str] = []  # where we are, for error messages
         self._validators: dict[int, tuple[Any, Draft202012Validator]] = {}
+        self._enums: dict[tuple[int, frozenset[str]], tuple[list[Any], list[Any]]] = {}
 
     # -- where we are ------------------------------------------------------------------------
 
@@ -484,7 +517,7 @@ class _Compiler:
                         return _constant(candidate)
             if "default" in flat and self.valid(flat, flat["default"]):
                 return _constant(flat["default"])
-            if "x-faker" not in flat and "null" in _types(flat) and self.valid(flat, None):
+            if self.prefer_null and "x-faker" not in flat and "null" in _types(flat) and self.valid(flat, None):
                 return _Fixed(None)
             return self._compile(flat, minimal or deep)
         finally:
@@ -535,16 +568,16 @@ class _Compiler:
             if key in self.root and key not in schema:
                 schema[key] = _to_2020_map(self.root[key]) if key != "components" else {
                     "schemas": _to_2020_map((self.root[key] or {}).get("schemas") or {})}
-        validator = Draft202012Validator(schema, format_checker=FORMAT_CHECKER)
+        validator = Draft202012Validator(schema, format_checker=_FORMAT_CHECKER)
         self._validators[id(node)] = (node, validator)
         return validator
 
     def valid(self, node: Mapping[str, Any], value: Any) -> bool:
-        if set(node) - _ANNOTATIONS <= _SIMPLE:
+        if set(node) - _ANNOTATIONS - _ignored_for(value) <= _SIMPLE:
             node = _normal(node)
-            if "type" in node and not any(_is_type(value, t) for t in _types(node)):
+            if "type" in node and not _fits(value, set(_types(node))):
                 return False
-            if "enum" in node and not any(_same(value, v) for v in node["enum"]):
+            if "enum" in node and not _member(value, node["enum"]):
                 return False
             return "const" not in node or _same(value, node["const"])
         return self.validator(node).is_valid(value)
@@ -605,6 +638,9 @@ class _Compiler:
         if not isinstance(spec, Mapping) or not isinstance(spec.get("method"), str):
             return None
         make = _faker_call(spec)
+        seen = _FAKER_SEEN.get(id(node))
+        if seen is not None and seen[0] is node:
+            return make if seen[1] else None
         rest = {k: v for k, v in node.items() if k != "x-faker"}
         key = json.dumps([rest, spec], sort_keys=True, default=str)
         ok = _FAKER_CHECKED.get(key)
@@ -617,11 +653,23 @@ class _Compiler:
             if len(_FAKER_CHECKED) > 4096:
                 _FAKER_CHECKED.clear()
             _FAKER_CHECKED[key] = ok
+        if len(_FAKER_SEEN) > 4096:
+            _FAKER_SEEN.clear()
+        _FAKER_SEEN[id(node)] = (node, ok)  # holds the node, so its id is not reused
         return make if ok else None
 
     def _typed(self, node: Mapping[str, Any], minimal: bool) -> Maker:
         if "enum" in node:
-            values = [v for v in node["enum"] if self.valid(node, v)] if isinstance(node["enum"], list) else []
+            enum = node["enum"] if isinstance(node["enum"], list) else []
+            if set(node) - _ANNOTATIONS <= {"enum", "type"}:
+                wanted = frozenset(_types(node)) or frozenset(_TYPES)
+                seen = self._enums.get((id(enum), wanted))  # inlined copies often share one enum list
+                if seen is None or seen[0] is not enum:
+                    seen = self._enums[(id(enum), wanted)] = (enum, [v for v in enum if _fits(v, wanted)])
+                values = seen[1]
+            else:
+                rest = {k: v for k, v in node.items() if k != "enum"}  # each value is in the enum already
+                values = [v for v in enum if self.valid(rest, v)]
             if not values:
                 raise self.fail("no value of the enum is valid against the schema")
             if len(values) == 1 or minimal or not self.dynamic:
@@ -676,7 +724,9 @@ class _Compiler:
         constrained = bool(set(base) - _ANNOTATIONS)
         disc = node.get("discriminator") if isinstance(node.get("discriminator"), Mapping) else None
         options: list[tuple[Maker, Any]] = []
+        plain: list[Any] = []  # each option's branch as a validator sees it (no discriminator const)
         errors: list[str] = []
+        tagged = False
         for index, branch in enumerate(branches):
             with self.at(f"{key}/{index}"):
                 tag = self._tag(disc, branch) if disc else None
@@ -693,24 +743,41 @@ class _Compiler:
                             options.append((self._compile(flat, minimal or deep), _normal(flat)))
                         finally:
                             self.pop(pushed)
+                        if tag_value is None:
+                            plain.append(options[-1][1])
+                        else:
+                            tagged = True
+                            untagged, pushed, _ = self.flatten(parts[0] if len(parts) == 2 else {"allOf": parts[:-1]})
+                            self.pop(pushed)
+                            plain.append(_normal(untagged) if isinstance(untagged, Mapping) else {})
                         break
                     except GenerationError as exc:
                         if tag_value is None:
                             errors.append(str(exc))
         if not options:
             raise self.fail(f"no branch of {key} can be generated ({'; '.join(errors[:3])})")
-        whole_checked = bool(set(node) & _CHECKED) or (key == "oneOf" and not _disjoint([f for _, f in options]))
+        whole_checked = bool(set(node) & _CHECKED) or (
+            key == "oneOf" and not _disjoint([f for _, f in options], plain))
         check: Callable[[Any], bool] | None = self.validator(node).is_valid if whole_checked else None
         if check is not None:
             sampler = _sampler()
             scored = [(sum(check(make(sampler)) for _ in range(_BRANCH_SAMPLES)), make, flat)
                       for make, flat in options]
             best = max(score for score, _, _ in scored)
-            if best == 0:
+            if best == 0 and tagged and not set(node) & _CHECKED:
+                # Branches that only the discriminator tells apart: valid as OpenAPI reads a
+                # discriminator (it picks the branch to validate against), never as plain JSON
+                # Schema reads oneOf. Answer the tagged branch rather than nothing.
+                check = None
+                where = "/" + "/".join(self.path) if self.path else "the root"
+                self.notes.append(f"{key} at {where}: branches only the discriminator "
+                                  f"{disc['propertyName']!r} tells apart")
+            elif best == 0:
                 raise self.fail(f"no branch of {key} gives a value valid against the whole schema")
-            # Branches whose samples all pass; else those that pass at all (the check stays on).
-            keep = [s for s in scored if s[0] == _BRANCH_SAMPLES] or [s for s in scored if s[0]]
-            options = [(make, flat) for _, make, flat in keep]
+            else:
+                # Branches whose samples all pass; else those that pass at all (the check stays on).
+                keep = [s for s in scored if s[0] == _BRANCH_SAMPLES] or [s for s in scored if s[0]]
+                options = [(make, flat) for _, make, flat in keep]
         if minimal:
             options.sort(key=lambda option: _cost(option[1]))
         makers = [make for make, _ in options]
@@ -752,10 +819,10 @@ class _Compiler:
             except re.error:
                 pass  # not a Python pattern (ECMA-only syntax): a validator in Python cannot read it either
         known_format = isinstance(fmt, str) and fmt in _FORMATS
-        checks_format = isinstance(fmt, str) and fmt in FORMAT_CHECKER.checkers
+        checks_format = isinstance(fmt, str) and fmt in _FORMAT_CHECKER.checkers
         if not compiled:
             if known_format:
-                if fmt == "byte":
+                if fmt == "byte" and (lo is not None or hi is not None):
                     return self._byte(lo, hi)
                 make = _FORMATS[fmt]
                 if lo is None and hi is None:
@@ -1009,7 +1076,9 @@ class _At:
         self.path.pop()
 
 
+# Whether an x-faker gives valid values, by schema text and by schema object (contracts keep theirs).
 _FAKER_CHECKED: dict[str, bool] = {}
+_FAKER_SEEN: dict[int, tuple[Any, bool]] = {}
 
 
 def _sampler() -> Generator:
@@ -1086,6 +1155,17 @@ def _to_2020_map(value: Mapping[str, Any]) -> dict[str, Any]:
     return {name: _to_2020(sub) for name, sub in value.items()}
 
 
+def _ignored_for(value: Any) -> frozenset[str]:
+    """Keywords that do not apply to ``value``'s type (a string keyword says nothing of null)."""
+    if isinstance(value, str):
+        return _NOT_FOR_STRINGS
+    if isinstance(value, bool) or value is None:
+        return _NOT_FOR_SCALARS
+    if isinstance(value, (int, float)):
+        return _NOT_FOR_NUMBERS
+    return frozenset()
+
+
 def _examples(node: Mapping[str, Any]) -> Iterable[Any]:
     if "example" in node:
         yield node["example"]
@@ -1104,25 +1184,6 @@ def _inferred(node: Mapping[str, Any]) -> list[str]:
     return []
 
 
-def _is_type(value: Any, kind: str) -> bool:
-    if kind == "null":
-        return value is None
-    if kind == "boolean":
-        return isinstance(value, bool)
-    if kind == "integer":
-        return (isinstance(value, int) and not isinstance(value, bool)) or (
-            isinstance(value, float) and value.is_integer())
-    if kind == "number":
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if kind == "string":
-        return isinstance(value, str)
-    if kind == "array":
-        return isinstance(value, list)
-    if kind == "object":
-        return isinstance(value, dict)
-    return False
-
-
 def _key(value: Any) -> str:
     """A canonical text for JSON equality (1 == 1.0, true != 1, key order ignored)."""
     def norm(v: Any) -> Any:
@@ -1138,6 +1199,12 @@ def _key(value: Any) -> str:
 
 def _same(a: Any, b: Any) -> bool:
     return _key(a) == _key(b)
+
+
+def _member(value: Any, values: Iterable[Any]) -> bool:
+    if value is None or isinstance(value, str):  # equal only to themselves: no canonical text needed
+        return value in values
+    return any(_same(value, v) for v in values)
 
 
 def _type_intersection(a: Any, b: Any) -> list[str]:
@@ -1175,10 +1242,29 @@ def _search(pattern: str, text: str) -> bool:
     return compiled is not None and compiled.search(text) is not None
 
 
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int) or (isinstance(value, float) and value.is_integer()):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "array" if isinstance(value, list) else "object" if isinstance(value, dict) else "unknown"
+
+
+def _fits(value: Any, types: set[str]) -> bool:
+    kind = _json_type(value)
+    return kind in types or (kind == "integer" and "number" in types)
+
+
 def _value_types(values: Iterable[Any]) -> set[str]:
-    out = set()
-    for v in values:
-        out.update(t for t in _TYPES if _is_type(v, t))
+    out = {_json_type(v) for v in values}
+    if "integer" in out:
+        out.add("number")
     return out
 
 
@@ -1207,10 +1293,11 @@ def _produced(flat: Mapping[str, Any]) -> set[str] | None:
     return None
 
 
-def _disjoint(flats: list[Mapping[str, Any]]) -> bool:
-    """True when no value generated for one branch can be valid against another."""
-    for i, a in enumerate(flats):
-        for j, b in enumerate(flats):
+def _disjoint(made: list[Mapping[str, Any]], seen: list[Mapping[str, Any]]) -> bool:
+    """True when no value generated for one branch (``made``) can be valid against another
+    branch as a validator sees it (``seen``)."""
+    for i, a in enumerate(made):
+        for j, b in enumerate(seen):
             if i != j and not _excludes(a, b):
                 return False
     return True
@@ -1329,7 +1416,7 @@ def _string_check(lo: Any, hi: Any, patterns: list[re.Pattern[str]], fmt: str | 
             return False
         if not all(p.search(value) for p in patterns):
             return False
-        if fmt is not None and not FORMAT_CHECKER.conforms(value, fmt):
+        if fmt is not None and not _FORMAT_CHECKER.conforms(value, fmt):
             return False
         try:
             value.encode("utf-8")
@@ -1394,6 +1481,7 @@ _FORMATS: dict[str, Maker] = {
     "idn-hostname": lambda g: g.faker.hostname(),
     "ipv4": _ipv4,
     "ipv6": _ipv6,
+    "byte": lambda g: base64.b64encode(g.random.randbytes(12)).decode("ascii"),
     "binary": lambda g: g.token("", 16),
     "password": lambda g: g.token("", 16),
     "duration": _duration,

@@ -148,6 +148,13 @@ def guards(cors_allow_origins: tuple[str, ...]) -> Any:
                                 f"(a guard against DNS rebinding)")
         origin = request.headers.get("Origin")
         if origin is None:
+            # Browsers send no Origin on simple cross-site GETs (images, scripts), but they do
+            # say where the request comes from; only a top-level navigation may come from elsewhere.
+            site = request.headers.get("Sec-Fetch-Site")
+            if site in ("cross-site", "same-site") and not (
+                    request.method == "GET" and request.headers.get("Sec-Fetch-Mode") == "navigate"):
+                return refuse(mock, f"Requests made by web pages of other sites ({site}) are refused; allow a "
+                                    f"page's origin with --cors-allow-origin ORIGIN")
             return await handler(request)
         origin = origin.rstrip("/").lower()
         cross = origin not in allowed and origin != own_origin(request)

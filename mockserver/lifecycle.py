@@ -325,6 +325,8 @@ class Deliveries:
         status: int | None = None
         error: str | None = None
         refusal = await self._refusal(hook, secrets)
+        if not self.epoch.current(generation):  # reset while the name was being looked up
+            return _Outcome(False, False, "the mock was reset before this delivery was sent", None)
         if refusal is not None:
             error = refusal
         else:

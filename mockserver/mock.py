@@ -3,7 +3,7 @@
 This is the only module that knows how the parts fit: the contract, the scenario book, the
 engine, the state owners (store, journal, deliveries) and the reset barrier they share. The
 HTTP adapter (``app.py``), the CLI and the pytest plugin build a mock here and use it; none
-of them constructs a part on its own. It imports no aiohttp.
+of them constructs a part on its own.
 """
 
 from __future__ import annotations
@@ -51,12 +51,12 @@ class Mock:
         ran before it.
         """
         self.epoch.advance()
-        self.journal.clear()
-        self.book.reset()
-        await self.engine.store.clear()
-        await self.deliveries.reset()
         self.engine.generator.reseed()
         self.deliveries.generator.reseed()
+        self.journal.clear()
+        self.book.reset()
+        await self.deliveries.reset()  # awaits nothing: every step above and here is one atomic step
+        await self.engine.store.clear()
 
     async def close(self) -> None:
         """Stop deliveries and let go of what this mock lent to process-wide logging."""

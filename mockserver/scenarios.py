@@ -521,6 +521,13 @@ class ScenarioBook:
                 return rule
         return None
 
+    def refund(self, choice: Choice, rule: Rule) -> None:
+        """Give back a use of a scripted success whose operation then failed (an unknown id):
+        the rule did not answer, so it must not be used up."""
+        counts = self.counters.get((choice.scenario.name, choice.client))
+        if counts and counts.get(rule.index, 0) > 0:
+            counts[rule.index] -= 1
+
     # -- admin
 
     def select(self, name: str | None, kind: str | None = None, credential: str | None = None) -> None:

@@ -99,3 +99,15 @@ async def test_a_journal_status_filter_that_is_not_a_status_is_a_400(client, sta
     resp = await client.get("/__mock/requests", params={"status": status})
     body = await api_error(resp, 400, "BAD_REQUEST", "status")
     assert json.dumps(body)
+
+
+@pytest.mark.parametrize("site", ["cross-site", "same-site"])
+async def test_a_cross_site_request_without_origin_is_refused_unless_a_navigation(client, site):
+    resp = await client.get("/__mock/requests", headers={"Sec-Fetch-Site": site, "Sec-Fetch-Mode": "no-cors"})
+    await api_error(resp, 403, "USER_NOT_ALLOWED")
+    resp = await client.post("/__mock/reset", headers={"Sec-Fetch-Site": site, "Sec-Fetch-Mode": "no-cors"})
+    await api_error(resp, 403, "USER_NOT_ALLOWED")
+    resp = await client.get("/__mock/health", headers={"Sec-Fetch-Site": site, "Sec-Fetch-Mode": "navigate"})
+    assert resp.status == 200
+    resp = await client.get("/__mock/health", headers={"Sec-Fetch-Site": "none", "Sec-Fetch-Mode": "no-cors"})
+    assert resp.status == 200

@@ -254,3 +254,17 @@ async def test_journal_survives_concurrent_bursts(live):
         ids = await asyncio.gather(*(one(i) for i in range(200)))
     entries = server.call(server.mock.journal.snapshot)
     assert sorted(e["request_id"] for e in entries) == sorted(ids)
+
+
+@pytest.mark.parametrize("path,method", [("/v1/webhooks", "POST"), ("/__mock/events", "POST")])
+async def test_json_nested_just_within_the_parsers_limit_is_a_400_not_a_500(client, path, method):
+    deep = "[" * 1000 + "]" * 1000
+    if path == "/v1/webhooks":
+        raw = '{"url": "https://example.com", "name": ' + deep + '}'
+        headers = {"X-API-KEY": "k", "Content-Type": "application/json"}
+    else:
+        raw = '{"type": "INVOICE.CREATED", "data": {"x": ' + deep + '}}'
+        headers = {"Content-Type": "application/json"}
+    resp = await client.request(method, path, data=raw.encode(), headers=headers)
+    assert resp.status == 400, await resp.text()
+    assert (await client.get("/__mock/health")).status == 200

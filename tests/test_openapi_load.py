@@ -13,9 +13,9 @@ from typing import Any, Iterator
 import pytest
 
 from conftest import DATA
-from mockserver import openapi_load
+from mockserver.contract import load as openapi_load
 from mockserver.errors import LoadError, LoadErrors
-from mockserver.openapi_load import load_documents, read_document
+from mockserver.contract.load import load_documents, read_document
 
 HERE = DATA / "openapi_load"
 GOOD = HERE / "good"

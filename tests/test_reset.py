@@ -77,3 +77,44 @@ async def test_a_dropped_connection_is_journaled_with_no_status_and_its_fault(ma
         pass
     entries = (await (await client.get("/__mock/requests")).json())["requests"]
     assert [(e["status"], e["fault"]) for e in entries] == [(None, "reset")]
+
+
+async def _straddling_create(client, after_reset=None, **headers):
+    """A create whose body finishes arriving after a reset (and after ``after_reset``, the next
+    test's set-up); returns its answer."""
+    sent_half, go_on = asyncio.Event(), asyncio.Event()
+
+    async def body():
+        yield b'{"url": "https://example.com/hook", '
+        sent_half.set()
+        await go_on.wait()
+        yield b'"name": "late", "reference": "late"}'
+
+    pending = asyncio.ensure_future(client.post("/v1/webhooks", data=body(), headers={**HEADERS, **headers}))
+    await sent_half.wait()
+    await asyncio.sleep(0.1)
+    assert (await client.post("/__mock/reset")).status == 200
+    if after_reset is not None:
+        await after_reset()
+    go_on.set()
+    return await pending
+
+
+async def test_a_request_straddling_a_reset_does_not_shift_the_seeded_sequence(make_client):
+    client = await make_client(seed=99)
+    await client.post("/__mock/reset")
+    alone = await created(await client.post("/v1/webhooks", json=minimal(), headers=AUTH))
+    await client.post("/__mock/reset")
+    assert (await _straddling_create(client)).status == 201
+    after = await created(await client.post("/v1/webhooks", json=minimal(), headers=AUTH))
+    assert after["id"] == alone["id"] and after["secret_key"] == alone["secret_key"]
+
+
+async def test_a_request_straddling_a_reset_uses_up_no_rule_of_the_next_test(client):
+    async def next_test_selects_flaky():
+        assert (await client.put("/__mock/scenario", json={"name": "flaky"})).status == 200
+
+    resp = await _straddling_create(client, after_reset=next_test_selects_flaky)
+    assert resp.status == 201  # answered, but without the next test's scenario
+    statuses = [(await client.post("/v1/webhooks", json=minimal(), headers=AUTH)).status for _ in range(3)]
+    assert statuses == [500, 500, 201]

@@ -578,3 +578,17 @@ async def test_hot_reload_reaches_a_running_server(make_client, tmp_path, monkey
         if resp.status == 403:
             break
     await api_error(resp, 403, "USER_NOT_ALLOWED")
+
+
+async def test_a_scripted_success_whose_operation_fails_is_not_used_up(make_client, tmp_path):
+    directory = tmp_path / "s"
+    directory.mkdir()
+    (directory / "once.yaml").write_text(
+        "rules:\n  - match: {method: GET}\n    times: 1\n    respond: {status: 200, headers: {X-Scripted: 'yes'}}\n")
+    client = await make_client(scenarios_dir=directory, scenario="once")
+    hook = await (await client.post("/v1/webhooks", json=minimal(), headers=AUTH)).json()
+    assert (await client.get("/v1/webhooks/whk_missing", headers=AUTH)).status == 404
+    first = await client.get(f"/v1/webhooks/{hook['id']}", headers=AUTH)
+    assert first.status == 200 and first.headers.get("X-Scripted") == "yes"
+    second = await client.get(f"/v1/webhooks/{hook['id']}", headers=AUTH)
+    assert second.status == 200 and "X-Scripted" not in second.headers

@@ -8,13 +8,12 @@ with behaviours from the overlays or from ``conventions``. Every problem is one 
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 from typing import Sequence
 
 from ..errors import LoadError, LoadErrors
 from . import overlay
-from .. import openapi_load as load
+from . import load
 from .compile import Document, compile_documents
 from .model import Contract
 

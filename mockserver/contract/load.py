@@ -44,7 +44,7 @@ import yaml
 from referencing import Registry, Specification
 from referencing.jsonschema import DRAFT4, DRAFT202012
 
-from .errors import LoadError, LoadErrors, format_path, line_of
+from ..errors import LoadError, LoadErrors, format_path, line_of
 
 try:  # the fast path; jsonschema gives the same answers, only slower (seconds on a big document)
     import jsonschema_rs
