@@ -116,3 +116,54 @@ def test_routes_names_each_behaviour_and_where_it_came_from():
     assert rows[("POST", "/pets")] == ["createPet", "create", "convention"]
     assert rows[("GET", "/pets/{petId}")] == ["getPet", "read", "convention"]
     assert rows[("GET", "/pets/{petId}/family")] == ["getFamily", "generate", "-"]
+
+
+VENDOR = DATA / "vendor"
+
+
+def cli(*args: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = run(list(args), out, err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_check_accepts_each_vendor_document_with_the_solvimon_overlay():
+    for name in ("configuration-api.webhooks.json", "identity-api.json", "event-api.json"):
+        code, out, err = cli("check", "--openapi", str(VENDOR / name), "--overlay", "solvimon")
+        assert code == 0, err
+        assert out.startswith("ok: ") and "operation(s)" in out
+
+
+def test_an_overlay_target_that_matches_nothing_is_one_line_from_check_and_serve(tmp_path):
+    overlay = tmp_path / "renamed.yaml"
+    overlay.write_text("overlay: 1.0.0\ninfo: {title: t, version: '1'}\nactions:\n"
+                       "  - target: $.components.schemas.Gadget\n    update: {description: gone}\n")
+    code, _, err = cli("check", "--openapi", str(PETSTORE), "--overlay", str(overlay))
+    assert code == 2
+    assert err.strip() == f"mockserver: error: {overlay}:4: target $.components.schemas.Gadget matches nothing"
+    code, out, serve_err = cli("serve", "--port", "0", "--openapi", str(PETSTORE), "--overlay", str(overlay))
+    assert code == 2 and serve_err == err and "listening" not in out
+
+
+def test_a_document_that_is_not_openapi_is_one_line(tmp_path):
+    broken = tmp_path / "api.yaml"
+    broken.write_text("openapi: 3.1.0\ninfo: {title: t, version: '1'}\npaths:\n  /x:\n    get:\n      responses:\n"
+                      "        '200': {content: {}}\n")
+    code, _, err = cli("check", "--openapi", str(broken))
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"mockserver: error: {broken}:"), err
+    assert "Traceback" not in err
+
+
+def test_diff_reports_breaking_changes_and_exits_1(tmp_path):
+    doc = json.loads((VENDOR / "configuration-api.webhooks.json").read_text())
+    del doc["components"]["schemas"]["Webhook"]["properties"]["url"]
+    changed = tmp_path / "new.json"
+    changed.write_text(json.dumps(doc))
+    code, out, err = cli("diff", "bundled", str(changed), "--format", "json")
+    assert code == 1, err
+    report = json.loads(out)
+    assert report["breaking"] >= 1
+    assert any(c["kind"] == "property-removed" and "url" in c["location"] for c in report["changes"])
+    assert cli("diff", "bundled", "bundled")[0] == 0
