@@ -331,7 +331,7 @@ class Engine:
         if not has_credentials(op, req.headers, self.options.api_keys, req.query):
             return problem(401, UNAUTHORISED, self.auth_hints[op.operation_id])
         body = op.request_body
-        if body is not None and not req.body and not body.required and "content-type" not in req.headers:
+        if body is not None and not req.body and not req.body_too_large and not body.required:
             body = None  # an optional body that was not sent
         if body is not None:
             if not media_type_accepted(body.content_type, req.headers.get("content-type")):

@@ -10,7 +10,8 @@ walk. What happens to each response property is read from the schemas:
 * else, with ``dynamic=False`` only, the first valid ``example``/``examples`` value;
 * else ``default`` if the schema has one (and it is valid);
 * else ``null`` if the property's own ``type`` (or 3.0 ``nullable``) allows it and no
-  ``x-faker`` asks for a value;
+  ``x-faker`` asks for a value (``prefer_null=False`` skips this step: a document without
+  ``x-faker`` hints, such as a vendor's OpenAPI document, then gets values, not nulls);
 * else generated: ``x-faker`` (a Faker method and its arguments), then the schema.
 
 Generation covers JSON Schema 2020-12 and OpenAPI 3.0/3.1 schemas: ``$ref`` into the
@@ -23,7 +24,10 @@ forms, ``multipleOf``, arrays (``prefixItems``, ``uniqueItems``) and objects.
 
 Objects get their required properties and, like Prism's dynamic mode, their optional
 ones too (never an optional ``writeOnly`` one): a client under test sees every field
-it has to parse. Arrays get ``minItems`` to ``minItems + 2`` items.
+it has to parse. Arrays get ``minItems`` to ``minItems + 2`` items. ``dynamic=False``
+(Prism's ``Prefer: dynamic=false``) answers examples and defaults where the schema has
+valid ones, the first ``enum`` value and the first ``oneOf`` branch; what is left is still
+generated, seeded.
 
 Every value is valid by construction, or checked: where construction alone cannot
 promise validity (overlapping ``oneOf`` branches, patterns with lengths, ``not``,
@@ -32,7 +36,10 @@ again a few times, and else answers one of the valid values it found at compile
 time. A schema for which no valid value can be found raises :class:`GenerationError`
 when the plan is compiled, never on a request. ``x-faker`` is the author's choice: it
 is checked on a few samples at compile time, and the schema is used instead when a
-sample is invalid.
+sample is invalid. One exception to "valid as JSON Schema reads it": ``oneOf`` branches
+that accept each other's values and that only a ``discriminator`` tells apart have no
+such value; the branch the discriminator names is answered (valid as OpenAPI reads it),
+and :attr:`BodyPlan.notes` says where.
 """
 
 from __future__ import annotations
@@ -46,6 +53,7 @@ import random
 import re
 import string
 import uuid
+from collections import OrderedDict
 from datetime import datetime, timezone
 from fractions import Fraction
 from functools import lru_cache
@@ -187,11 +195,27 @@ class BodyPlan:
     that is copied per request; only echoed and generated fields cost a step. A
     response schema that is not a plain object (a union, an array, an object with
     constraints across its properties...) is generated whole by ``fallback``.
+
+    Plans are kept by the identity of their schemas (which a loaded contract never changes),
+    so a plan built per request, as scripted answers do, is compiled once.
     """
 
     def __init__(self, response_schema: Mapping[str, Any],
                  request_schema: Mapping[str, Any] | None = None, dynamic: bool = True,
                  prefer_null: bool = True) -> None:
+        key = (id(response_schema), id(request_schema), dynamic, prefer_null)
+        kept = _PLANS.get(key)
+        if kept is not None and kept[0] is response_schema and kept[1] is request_schema:
+            _PLANS.move_to_end(key)
+            self.__dict__.update(kept[2].__dict__)
+            return
+        self._build(response_schema, request_schema, dynamic, prefer_null)
+        _PLANS[key] = (response_schema, request_schema, self)  # holds the schemas: their ids stay theirs
+        if len(_PLANS) > _PLANS_KEPT:
+            _PLANS.popitem(last=False)
+
+    def _build(self, response_schema: Mapping[str, Any], request_schema: Mapping[str, Any] | None,
+               dynamic: bool, prefer_null: bool) -> None:
         request_props = (request_schema or {}).get("properties", {})
         self.dynamic = dynamic
         self.template: dict[str, Any] = {}
@@ -248,6 +272,12 @@ class BodyPlan:
         return body
 
 
+_PLANS: OrderedDict[tuple[int, int, bool, bool], tuple[Any, Any, BodyPlan]] = OrderedDict()
+_PLANS_KEPT = 512
+_MAKERS: dict[tuple[int, bool, bool, bool, bool], tuple[Any, Maker]] = {}
+_MAKERS_KEPT = 20_000
+
+
 def compile_maker(schema: Any, dynamic: bool = True, *, root: Mapping[str, Any] | None = None,
                   prefer_null: bool = True) -> Maker:
     """A function that generates a value valid against ``schema`` (a resolved schema).
@@ -298,6 +328,7 @@ class _Compiler:
         self.dynamic = dynamic
         self.prefer_null = prefer_null
         self.stack: list[str] = []  # $refs being compiled, outermost first
+        self.refs_met = 0
         self.notes: list[str] = []  # where answers are valid only as OpenAPI reads the schema
         self.path: list[str] = []  # where we are, for error messages
         self._validators: dict[int, tuple[Any, Draft202012Validator]] = {}
@@ -349,6 +380,7 @@ class _Compiler:
                 if depth >= _GIVE_UP_DEPTH:
                     raise self.fail(f"{ref} recurses with no finite valid value")
                 deep = deep or depth >= MAX_DEPTH
+                self.refs_met += 1
                 self.stack.append(ref)
                 pushed.append(ref)
                 target = self.pointer(ref)
@@ -453,8 +485,6 @@ class _Compiler:
                 elif key in _ANNOTATIONS or key.startswith("x-") or key == "nullable":
                     if key not in ("discriminator", "x-faker"):
                         out[key] = value  # the outer schema comes last and overrides
-                elif key in ("if", "then", "else"):
-                    continue
                 elif key == "__also__" or key == "allOf":
                     also.extend(value)
                 elif not _same(old, value):
@@ -492,6 +522,34 @@ class _Compiler:
             raise self.fail("the schema is false: no value is valid")
         if not isinstance(node, Mapping):
             return _Fixed(None)
+        return self._kept(node, minimal, False)
+
+    def member(self, node: Any, minimal: bool = False) -> Maker:
+        """A maker for an object's property: ``const``, example, ``default`` and ``null`` first."""
+        if not isinstance(node, Mapping):
+            return self.value(node, minimal)
+        return self._kept(node, minimal, True)
+
+    def _kept(self, node: Mapping[str, Any], minimal: bool, member: bool) -> Maker:
+        """The maker of a schema object compiled before, or a new one.
+
+        A loader inlines a schema used in many places as one shared object; it is compiled
+        once. Only makers whose compilation met no ``$ref`` are kept: the others depend on the
+        root and on the recursion around them.
+        """
+        key = (id(node), member, minimal, self.dynamic, self.prefer_null)
+        kept = _MAKERS.get(key)
+        if kept is not None and kept[0] is node:
+            return kept[1]
+        refs, notes = self.refs_met, len(self.notes)
+        make = self._member(node, minimal) if member else self._value(node, minimal)
+        if self.refs_met == refs and len(self.notes) == notes:
+            if len(_MAKERS) > _MAKERS_KEPT:
+                _MAKERS.clear()
+            _MAKERS[key] = (node, make)  # holds the node, so its id stays its own
+        return make
+
+    def _value(self, node: Mapping[str, Any], minimal: bool) -> Maker:
         flat, pushed, deep = self.flatten(node)
         try:
             if not isinstance(flat, Mapping):
@@ -500,10 +558,7 @@ class _Compiler:
         finally:
             self.pop(pushed)
 
-    def member(self, node: Any, minimal: bool = False) -> Maker:
-        """A maker for an object's property: ``const``, example, ``default`` and ``null`` first."""
-        if not isinstance(node, Mapping):
-            return self.value(node, minimal)
+    def _member(self, node: Mapping[str, Any], minimal: bool) -> Maker:
         flat, pushed, deep = self.flatten(node)
         try:
             if not isinstance(flat, Mapping):

@@ -617,13 +617,8 @@ def _auth_headers(hook: dict[str, Any], secrets: dict[str, Any]) -> dict[str, st
 
 
 def _resource_plans(engine: Engine) -> dict[str, BodyPlan]:
-    """Generators for event ``data``, from ``spec/schemas/events/<object type>.json``."""
-    plans = {}
-    for name, schema in engine.contract.schemas.items():
-        if name.startswith("schemas/events/"):
-            object_type = name.rsplit("/", 1)[1].removesuffix(".json").upper()
-            plans[object_type] = BodyPlan(schema)
-    return plans
+    """Generators for event ``data``, one per object type, from the contract's event schemas."""
+    return {object_type: BodyPlan(schema) for object_type, schema in engine.contract.events.items()}
 
 
 def _catalogue(engine: Engine) -> set[str]:

@@ -66,11 +66,13 @@ class Mock:
 
 def contract_for(settings: Settings, full_check: bool = False) -> Contract:
     """The contract the settings select: OpenAPI documents with their overlays, else the bundled spec."""
-    if settings.openapi:
-        from .contract.build import load_openapi
+    from .contract.build import BUNDLED_OVERLAYS, bundled_document, load_openapi
 
+    if settings.openapi:
         return load_openapi(settings.openapi, settings.overlays, full_check=full_check)
-    return load_contract(settings.spec_dir)
+    if settings.spec_dir is not None:  # the older spec-directory format
+        return load_contract(settings.spec_dir)
+    return load_openapi([bundled_document()], settings.overlays or BUNDLED_OVERLAYS, full_check=full_check)
 
 
 def build_mock(settings: Settings | None = None, *, contract: Contract | None = None, **changes: Any) -> Mock:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
-from mockserver import create_app, load_contract
+from mockserver import build_mock, create_app, load_contract  # noqa: F401
 
 pytest_plugins = ["pytester"]
 
@@ -44,8 +44,8 @@ def minimal(**changes: Any) -> dict[str, Any]:
     return body
 
 
-CONTRACT = load_contract(SPEC)
-CREATE = CONTRACT.operations[0]
+CONTRACT = build_mock(scenarios_dir=None).contract  # the bundled contract: the vendor's document + overlays
+CREATE = next(op for op in CONTRACT.operations if op.method == "POST" and op.path == "/v{version}/webhooks")
 ERROR_VALIDATOR = Draft202012Validator(CONTRACT.error_schema)
 
 
@@ -81,7 +81,6 @@ async def created(resp: Any) -> dict[str, Any]:
 def make_client(aiohttp_client: Any) -> Any:
     """Start a real mock server on a free port with the given options; returns its client."""
     async def make(**options: Any) -> Any:
-        options.setdefault("spec_dir", SPEC)
         options.setdefault("scenarios_dir", SCENARIOS)
         options.setdefault("hot_reload", False)
         return await aiohttp_client(create_app(**options))
@@ -101,7 +100,6 @@ def live():
     servers = []
 
     def start(idle_timeout: float = 15.0, **options: Any) -> ServerThread:
-        options.setdefault("spec_dir", SPEC)
         options.setdefault("scenarios_dir", SCENARIOS)
         options.setdefault("hot_reload", False)
         server = ServerThread(create_app(**options), idle_timeout=idle_timeout).start()

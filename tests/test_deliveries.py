@@ -287,7 +287,7 @@ async def test_send_test_and_test_connection_really_call_the_url(mock, receiver)
     resp = await mock.post(f"/v1/webhooks/{hook['id']}/send-test", headers=AUTH)
     result = await resp.json()
     assert resp.status == 200 and result == {"successful": True, "message": "delivered: HTTP 204"}
-    assert not list(OPS["sendWebhookTest"].responses[200].validator.iter_errors(result))
+    assert not list(OPS["postWebhooksByResourceIdSendTest"].responses[200].validator.iter_errors(result))
     assert verify(hook["secret_key"], receiver.received[0]["body"], receiver.received[0]["headers"])
     resp = await mock.post("/v1/webhooks/test-connection", json=minimal(url=receiver.url), headers=AUTH)
     assert (await resp.json())["successful"] is True and len(receiver.received) == 2
@@ -437,7 +437,7 @@ def _fake_lookup(table: dict[str, list[str]]):
 
 
 async def test_host_names_are_judged_by_the_addresses_they_resolve_to(aiohttp_client, receiver):
-    mock = build_mock(spec_dir=SPEC, scenarios_dir=SCENARIOS, hot_reload=False, fast_retries=True)
+    mock = build_mock(scenarios_dir=SCENARIOS, hot_reload=False, fast_retries=True)
     mock.deliveries.lookup = _fake_lookup({"localhost.localdomain": ["192.0.2.7"],
                                            "receiver.test": ["127.0.0.1"],
                                            "split.test": ["127.0.0.1", "192.0.2.8"]})

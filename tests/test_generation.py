@@ -11,7 +11,7 @@ from typing import Any, Literal, Optional, get_args, get_origin, get_type_hints
 
 import pytest
 
-from conftest import AUTH, CREATE, SPEC, created, example, minimal
+from conftest import CONTRACT, AUTH, CREATE, SPEC, created, example, minimal
 from mockserver.engine import Engine, MockRequest
 from mockserver.generation import BodyPlan, Generator
 from mockserver.contract import load_contract
@@ -137,7 +137,7 @@ async def test_generated_ids_differ_between_requests(client):
 
 
 def _run_sequence(seed: int) -> list[tuple[int, bytes, str]]:
-    engine = Engine(load_contract(SPEC), generator=Generator(seed))
+    engine = Engine(CONTRACT, generator=Generator(seed))
     out = []
     for body in (minimal(), b"{", example(), minimal(url="bad")):
         raw = body if isinstance(body, bytes) else json.dumps(body).encode()

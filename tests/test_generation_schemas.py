@@ -1,25 +1,27 @@
 """Generation for any JSON Schema an OpenAPI 3.0/3.1 document uses: every body valid, seeded.
 
-The vendor's Identity and Event documents are resolved here (internal ``$ref``s inlined,
-recursive ones turned into ``$defs`` entries, as the loader hands schemas over), and every
-2xx response body is generated and validated with Draft 2020-12 and a format checker for
-every format generation writes. The targeted tests below take one keyword each.
+The vendor's Identity and Event documents are loaded with the contract loader (which inlines
+``$ref``s and turns recursive ones into root ``$defs`` entries), and every 2xx response body
+is generated and validated with Draft 2020-12 and a format checker for every format generation
+writes. The targeted tests below take one keyword each.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import copy
 import json
 import random
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from jsonschema import Draft202012Validator, FormatChecker
 
+from mockserver.contract.build import load_openapi
 from mockserver.formats import FORMAT_CHECKER
 from mockserver.generation import MAX_DEPTH, BodyPlan, GenerationError, Generator, compile_maker
 
@@ -80,76 +82,16 @@ def bodies(schema: Any, seeds: Any = SEEDS, **options: Any) -> list[Any]:
     return [make(Generator(seed)) for seed in seeds]
 
 
-# --- resolving the vendor documents ------------------------------------------------------------
-
-_ANNOTATIONS = {"title", "description", "summary", "example", "examples", "deprecated", "readOnly",
-                "writeOnly", "default", "$comment", "externalDocs", "xml"}
-_DATA = {"example", "examples", "enum", "const", "default"}
-
-
-def _pointer(doc: Any, ref: str) -> Any:
-    node = doc
-    for part in ref[2:].split("/"):
-        node = node[part.replace("~1", "/").replace("~0", "~")]
-    return node
-
-
-def resolve(doc: dict[str, Any], schema: Any) -> Any:
-    """``schema`` with every internal ``$ref`` inlined; a ref met again on its own way down (a
-    cycle) becomes ``{"$ref": "#/$defs/<name>"}`` with the definition in a root ``$defs``."""
-    defs: dict[str, Any] = {}
-
-    def name(ref: str) -> str:
-        return ref.rsplit("/", 1)[1]
-
-    def walk(node: Any, stack: tuple[str, ...]) -> Any:
-        if isinstance(node, list):
-            return [walk(item, stack) for item in node]
-        if not isinstance(node, dict):
-            return node
-        if isinstance(node.get("$ref"), str):
-            ref = node["$ref"]
-            siblings = {k: walk(v, stack) for k, v in node.items() if k != "$ref"}
-            if ref in stack:
-                defs.setdefault(ref, None)
-                target: Any = {"$ref": "#/$defs/" + name(ref)}
-            else:
-                target = walk(_pointer(doc, ref), stack + (ref,))
-            if not siblings:
-                return target
-            if set(siblings) <= _ANNOTATIONS and "$ref" not in target:
-                return {**target, **siblings}
-            return {"allOf": [target, siblings]}
-        return {k: v if k in _DATA else walk(v, stack) for k, v in node.items()}
-
-    out = walk(schema, ())
-    while any(value is None for value in defs.values()):
-        for ref in [r for r, value in defs.items() if value is None]:
-            defs[ref] = walk(_pointer(doc, ref), (ref,))
-    if defs:
-        out = {**out, "$defs": {name(ref): value for ref, value in defs.items()}}
-    return out
-
-
-def response_schemas(doc: dict[str, Any]) -> Iterator[tuple[str, Any]]:
-    for path, item in doc["paths"].items():
-        for method, op in item.items():
-            if not isinstance(op, dict) or "responses" not in op:
-                continue
-            for status, response in op["responses"].items():
-                if not str(status).startswith("2"):
-                    continue
-                if "$ref" in response:
-                    response = _pointer(doc, response["$ref"])
-                for media_type, media in (response.get("content") or {}).items():
-                    if "schema" in media:
-                        yield f"{method.upper()} {path} {status} {media_type}", media["schema"]
-
+# --- the vendor documents, resolved by the contract loader ------------------------------------------
 
 @lru_cache(maxsize=None)
 def vendor_schemas(document: str) -> dict[str, Any]:
-    doc = json.loads((VENDOR / f"{document}.json").read_text())
-    return {label: resolve(doc, schema) for label, schema in response_schemas(doc)}
+    """Every 2xx JSON response schema of a vendor document, as the loader hands it to the engine
+    (``$ref``s inlined, recursive ones as root ``$defs``, OpenAPI 3.0 translated to 2020-12)."""
+    contract = load_openapi([VENDOR / f"{document}.json"])
+    return {f"{op.method.upper()} {op.path} {status}": response.schema
+            for op in contract.operations for status, response in sorted(op.responses.items())
+            if 200 <= status < 300 and response.schema}
 
 
 VENDOR_RESPONSES = [(document, label) for document in ("identity-api", "event-api")
@@ -159,24 +101,17 @@ VENDOR_RESPONSES = [(document, label) for document in ("identity-api", "event-ap
 def test_the_vendor_documents_have_the_responses_we_generate_for():
     counts = {document: len(vendor_schemas(document)) for document in ("identity-api", "event-api")}
     assert counts["identity-api"] >= 40 and counts["event-api"] >= 25, counts
+    assert sum("oneOf" in json.dumps(schema) for schema in vendor_schemas("event-api").values()) > 20
 
 
-def test_the_resolver_turns_cycles_into_defs():
-    doc = {"components": {"schemas": {
-        "Node": {"type": "object", "properties": {"next": {"$ref": "#/components/schemas/Node"},
-                                                  "tag": {"$ref": "#/components/schemas/Tag"}}},
-        "Tag": {"type": "string"}}}}
-    resolved = resolve(doc, {"$ref": "#/components/schemas/Node"})
-    assert resolved["properties"]["tag"] == {"type": "string"}
-    assert resolved["properties"]["next"] == {"$ref": "#/$defs/Node"}
-    assert resolved["$defs"]["Node"]["properties"]["next"] == {"$ref": "#/$defs/Node"}
+MODES = {"nulls": {}, "values": {"prefer_null": False}, "static": {"prefer_null": False, "dynamic": False}}
 
 
-@pytest.mark.parametrize("prefer_null", [True, False], ids=["nulls", "values"])
+@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("document,label", VENDOR_RESPONSES)
-def test_every_vendor_response_body_is_valid(document, label, prefer_null):
+def test_every_vendor_response_body_is_valid(document, label, mode):
     schema = vendor_schemas(document)[label]
-    plan = BodyPlan(schema, prefer_null=prefer_null)
+    plan = BodyPlan(schema, **MODES[mode])
     rendered = [plan.render(Generator(seed), {}) for seed in SEEDS]
     assert_valid(schema, rendered)
     assert [plan.render(Generator(seed), {}) for seed in SEEDS] == rendered  # same seed, same body
@@ -184,7 +119,7 @@ def test_every_vendor_response_body_is_valid(document, label, prefer_null):
 
 def test_vendor_bodies_carry_values_not_only_nulls():
     """With prefer_null=False the nullable fields of a vendor body get values of their other type."""
-    schema = vendor_schemas("identity-api")["POST /v{version}/api-keys 201 application/json"]
+    schema = vendor_schemas("identity-api")["POST /v{version}/api-keys 201"]
     body = BodyPlan(schema, prefer_null=False).render(Generator(3), {})
     assert isinstance(body["id"], str) and body["id"] and isinstance(body["created_at"], str)
     nulls = BodyPlan(schema).render(Generator(3), {})
@@ -455,7 +390,13 @@ def test_recursion_ends_with_the_smallest_valid_value():
                                                    "properties": {"next": {"anyOf": [{"$ref": "#/$defs/L"},
                                                                                      {"type": "null"}]},
                                                                   "label": {"type": "string"}}}}}
-    assert_valid(linked, bodies(linked))
+    values = bodies(linked)
+    assert_valid(linked, values)
+
+    def length(node: Any) -> int:
+        return 0 if node is None else 1 + length(node["next"])
+
+    assert max(length(v) for v in values) == MAX_DEPTH + 1  # past the limit, null: the smallest value
     with pytest.raises(GenerationError):  # every value needs a deeper one: none is finite
         compile_maker({"$ref": "#/$defs/Loop", "$defs": {"Loop": {"type": "object", "required": ["again"],
                                                                    "properties": {"again": {"$ref": "#/$defs/Loop"}}}}})
@@ -574,10 +515,11 @@ def test_invalid_defaults_are_not_answered():
 # --- plans, seeds ---------------------------------------------------------------------------------------
 
 def test_same_seed_same_values_and_seeds_differ():
-    schema = vendor_schemas("event-api")["GET /v{version}/events/{resourceId} 200 application/json"]
+    schema = vendor_schemas("event-api")["GET /v{version}/events/{resourceId} 200"]
     plan = BodyPlan(schema, prefer_null=False)
     first = [plan.render(Generator(seed)) for seed in range(5)]
-    again = BodyPlan(schema, prefer_null=False)
+    again = BodyPlan(copy.deepcopy(schema), prefer_null=False)  # another object: compiled afresh
+    assert again.generated is not plan.generated
     assert [again.render(Generator(seed)) for seed in range(5)] == first
     assert len({json.dumps(body, sort_keys=True) for body in first}) == 5
     g = Generator(9)
@@ -613,3 +555,12 @@ def test_unresolved_refs_fail_at_compile_time():
         compile_maker({"$ref": "other.json#/X"})
     with pytest.raises(GenerationError, match="points at nothing"):
         compile_maker({"$ref": "#/$defs/Missing"})
+
+
+def test_a_plan_built_again_for_the_same_schemas_is_the_one_compiled_before():
+    """Scripted answers build their plan per request: it must not be compiled per request."""
+    schema = vendor_schemas("event-api")["GET /v{version}/events/{resourceId} 200"]
+    first, second = BodyPlan(schema), BodyPlan(schema)
+    assert second.generated is first.generated and second.template is first.template
+    assert BodyPlan(schema, prefer_null=False).generated is not first.generated
+    assert second.render(Generator(4)) == first.render(Generator(4))

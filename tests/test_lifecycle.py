@@ -20,20 +20,20 @@ async def ok(resp, operation: str, status: int = 200) -> dict:
 
 async def create(client, headers=None, **changes) -> dict:
     return await ok(await client.post("/v1/webhooks", json=minimal(**changes), headers=headers or AUTH),
-                    "createWebhook", 201)
+                    "postWebhooks", 201)
 
 
 async def test_created_webhook_can_be_read_updated_listed_and_deleted(client):
     hook = await create(client, name="first", password="pw")
     path = f"/v1/webhooks/{hook['id']}"
-    assert await ok(await client.get(path, headers=AUTH), "getWebhook") == hook
+    assert await ok(await client.get(path, headers=AUTH), "getWebhooksByResourceId") == hook
     updated = await ok(await client.patch(path, json={"name": "renamed", "active": False, "id": "ignored"},
-                                          headers=AUTH), "updateWebhook")
+                                          headers=AUTH), "patchWebhooksByResourceId")
     assert updated["name"] == "renamed" and updated["active"] is False and updated["id"] == hook["id"]
     assert updated["url"] == hook["url"]
-    listing = await ok(await client.get("/v1/webhooks", headers=AUTH), "listWebhooks")
+    listing = await ok(await client.get("/v1/webhooks", headers=AUTH), "getWebhooks")
     assert [h["id"] for h in listing["data"]] == [hook["id"]]
-    deleted = await ok(await client.delete(path, headers=AUTH), "deleteWebhook")
+    deleted = await ok(await client.delete(path, headers=AUTH), "deleteWebhooksByResourceId")
     assert deleted["name"] == "renamed"
     await api_error(await client.get(path, headers=AUTH), 404, "RESOURCE_NOT_FOUND")
     await api_error(await client.delete(path, headers=AUTH), 404, "RESOURCE_NOT_FOUND")
@@ -46,7 +46,7 @@ async def test_a_scripted_201_is_stored_as_it_was_answered(make_client, tmp_path
     client = await make_client(scenarios_dir=directory, scenario="inactive")
     hook = await create(client)
     assert hook["active"] is False
-    assert (await ok(await client.get(f"/v1/webhooks/{hook['id']}", headers=AUTH), "getWebhook"))["active"] is False
+    assert (await ok(await client.get(f"/v1/webhooks/{hook['id']}", headers=AUTH), "getWebhooksByResourceId"))["active"] is False
 
 
 async def test_unknown_ids_are_404_on_every_operation(client):
@@ -66,14 +66,14 @@ async def test_update_validates_its_body_and_never_returns_secrets(client):
 
 async def test_list_pages_count_from_one_with_links(client):
     ids = [(await create(client, name=f"n{i}"))["id"] for i in range(5)]
-    page = await ok(await client.get("/v1/webhooks?limit=2&page=2", headers=AUTH), "listWebhooks")
+    page = await ok(await client.get("/v1/webhooks?limit=2&page=2", headers=AUTH), "getWebhooks")
     assert [h["id"] for h in page["data"]] == ids[2:4]
     assert (page["limit"], page["page"], page["total_number_of_pages"]) == (2, 2, 3)
     assert page["links"]["previous"].endswith("page=1") and page["links"]["next"].endswith("page=3")
     assert "page=1" in page["links"]["first"] and "page=2" in page["links"]["current"]
-    last = await ok(await client.get("/v1/webhooks?limit=2&page=3", headers=AUTH), "listWebhooks")
+    last = await ok(await client.get("/v1/webhooks?limit=2&page=3", headers=AUTH), "getWebhooks")
     assert last["links"]["next"] is None and [h["id"] for h in last["data"]] == ids[4:]
-    default = await ok(await client.get("/v1/webhooks", headers=AUTH), "listWebhooks")
+    default = await ok(await client.get("/v1/webhooks", headers=AUTH), "getWebhooks")
     assert default["limit"] == 20 and default["links"]["previous"] is None
     await api_error(await client.get("/v1/webhooks?limit=0", headers=AUTH), 400, "INVALID_FIELD", "limit")
     await api_error(await client.get("/v1/webhooks?limit=abc", headers=AUTH), 400, "INVALID_FIELD", "limit")
@@ -82,11 +82,11 @@ async def test_list_pages_count_from_one_with_links(client):
 async def test_list_orders_by_a_field_in_either_direction(client):
     for name in ["b", "c", "a"]:
         await create(client, name=name)
-    up = await ok(await client.get("/v1/webhooks?order_by=name&order_direction=ASC", headers=AUTH), "listWebhooks")
+    up = await ok(await client.get("/v1/webhooks?order_by=name&order_direction=ASC", headers=AUTH), "getWebhooks")
     assert [h["name"] for h in up["data"]] == ["a", "b", "c"]
-    down = await ok(await client.get("/v1/webhooks?order_by=name&order_direction=desc", headers=AUTH), "listWebhooks")
+    down = await ok(await client.get("/v1/webhooks?order_by=name&order_direction=desc", headers=AUTH), "getWebhooks")
     assert [h["name"] for h in down["data"]] == ["c", "b", "a"]
-    newest = await ok(await client.get("/v1/webhooks?order_direction=DESC", headers=AUTH), "listWebhooks")
+    newest = await ok(await client.get("/v1/webhooks?order_direction=DESC", headers=AUTH), "getWebhooks")
     assert [h["name"] for h in newest["data"]] == ["a", "c", "b"]
     await api_error(await client.get("/v1/webhooks?order_direction=sideways", headers=AUTH), 400, "INVALID_FIELD",
                     "order_direction")
@@ -96,30 +96,30 @@ async def test_webhooks_are_kept_per_platform_and_per_key(client):
     a = await create(client, headers={**AUTH, "x-platform-id": "plat_a"})
     await create(client, headers={**AUTH, "x-platform-id": "plat_b"})
     other_key = await create(client, headers={"X-API-KEY": "other"})
-    listing = await ok(await client.get("/v1/webhooks", headers={**AUTH, "x-platform-id": "plat_a"}), "listWebhooks")
+    listing = await ok(await client.get("/v1/webhooks", headers={**AUTH, "x-platform-id": "plat_a"}), "getWebhooks")
     assert [h["id"] for h in listing["data"]] == [a["id"]]
     await api_error(await client.get(f"/v1/webhooks/{a['id']}", headers={**AUTH, "x-platform-id": "plat_b"}),
                     404, "RESOURCE_NOT_FOUND")
-    mine = await ok(await client.get("/v1/webhooks", headers={"X-API-KEY": "other"}), "listWebhooks")
+    mine = await ok(await client.get("/v1/webhooks", headers={"X-API-KEY": "other"}), "getWebhooks")
     assert [h["id"] for h in mine["data"]] == [other_key["id"]]
     await client.post("/__mock/reset")
-    empty = await ok(await client.get("/v1/webhooks", headers={"X-API-KEY": "other"}), "listWebhooks")
+    empty = await ok(await client.get("/v1/webhooks", headers={"X-API-KEY": "other"}), "getWebhooks")
     assert empty["data"] == []
 
 
 async def test_secret_key_roll_keeps_the_previous_one_until_removed(client):
     hook = await create(client, signing_protocol="HmacSHA256")
     path = f"/v1/webhooks/{hook['id']}/secret-key"
-    rolled = await ok(await client.patch(path, headers=AUTH), "rollWebhookSecretKey")
+    rolled = await ok(await client.patch(path, headers=AUTH), "patchWebhooksByResourceIdSecretKey")
     assert rolled["secret_key"] != hook["secret_key"] and rolled["secret_key"].startswith("whsec_")
     assert rolled["previous_secret_key"] == hook["secret_key"]
     assert rolled["previous_signing_protocol"] == "HmacSHA256" and rolled["secret_rolled_at"]
-    dropped = await ok(await client.delete(path, data=b"ignored", headers=AUTH), "deletePreviousWebhookSecretKey")
+    dropped = await ok(await client.delete(path, data=b"ignored", headers=AUTH), "deleteWebhooksByResourceIdSecretKey")
     assert dropped["previous_secret_key"] is None and dropped["secret_key"] == rolled["secret_key"]
 
 
 async def test_actions_are_listed_from_the_spec(client):
-    body = await ok(await client.get("/v1/webhooks/actions", headers=AUTH), "listWebhookActions")
+    body = await ok(await client.get("/v1/webhooks/actions", headers=AUTH), "getWebhooksActions")
     by_type = {group["object_type"]: group["actions"] for group in body["data"]}
     assert "INVOICE.CREATED" in by_type["INVOICE"] and "CUSTOMER.CREATED" in by_type["CUSTOMER"]
 
@@ -143,7 +143,7 @@ async def test_scenarios_can_target_one_lifecycle_operation(make_client, tmp_pat
     client = await make_client(scenarios_dir=directory, scenario="gone")
     hook = await create(client)
     await api_error(await client.get(f"/v1/webhooks/{hook['id']}", headers=AUTH), 404, "RESOURCE_NOT_FOUND")
-    await ok(await client.get("/v1/webhooks", headers=AUTH), "listWebhooks")
+    await ok(await client.get("/v1/webhooks", headers=AUTH), "getWebhooks")
 
 
 @pytest.mark.parametrize("status", [404, 409])

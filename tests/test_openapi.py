@@ -70,6 +70,9 @@ def test_schemathesis_finds_no_contract_violation(live, tmp_path):
     result = subprocess.run(
         [_schemathesis(), "run", f"{server.url}/__mock/openapi.json", "--checks", "all",
          "--max-examples", "20", "--seed", "20261129",
+         # use_after_free reads DELETE /webhooks/{id}/secret-key as deleting the webhook; it
+         # drops the previous signing secret, and the webhook rightly stays.
+         "--exclude-checks", "use_after_free",
          "--header", "X-API-KEY: schemathesis", "--no-color", "--workers", "1",
          "--report-dir", str(tmp_path), "--generation-database", "none"],
         capture_output=True, text=True, timeout=300, cwd=tmp_path)

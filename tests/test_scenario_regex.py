@@ -11,7 +11,7 @@ from typing import Any, Iterator
 import pytest
 import yaml
 
-from conftest import AUTH, SPEC, api_error, minimal
+from conftest import CONTRACT, AUTH, SPEC, api_error, minimal
 from mockserver.contract import load_contract
 from mockserver.errors import LoadErrors
 from mockserver.scenarios import Match, Regex, Subject, load_scenarios, rule_matches
@@ -85,10 +85,10 @@ async def test_patterns_that_backtrack_forever_in_re_answer_at_once(scripted, pa
 def test_redos_patterns_load_under_re2_or_are_refused(tmp_path, pattern, loads):
     (tmp_path / "s.yaml").write_text(scenario(pattern))
     if loads:
-        assert load_scenarios(tmp_path, load_contract(SPEC))["s"].rules[0].match.body["name"].pattern == pattern
+        assert load_scenarios(tmp_path, CONTRACT)["s"].rules[0].match.body["name"].pattern == pattern
         return
     with pytest.raises(LoadErrors) as caught:
-        load_scenarios(tmp_path, load_contract(SPEC))
+        load_scenarios(tmp_path, CONTRACT)
     [error] = caught.value.errors
     assert str(error) == (f"{tmp_path}/s.yaml:5: at rules.0.match.body.name.regex: "
                           "RE2 cannot compile it: atomic groups are not supported (invalid perl operator: (?>)")
@@ -106,7 +106,7 @@ def test_redos_patterns_load_under_re2_or_are_refused(tmp_path, pattern, loads):
 def test_what_re2_cannot_compile_is_refused_with_the_reason_and_nothing_on_stderr(tmp_path, capfd, pattern, why):
     (tmp_path / "s.yaml").write_text(scenario(pattern))
     with pytest.raises(LoadErrors, match="RE2 cannot compile it") as caught:
-        load_scenarios(tmp_path, load_contract(SPEC))
+        load_scenarios(tmp_path, CONTRACT)
     assert str(caught.value).endswith(f"regex: RE2 cannot compile it: {why}")
     # RE2 would also log the error through absl; one line from the loader is the whole report.
     assert capfd.readouterr().err == ""
@@ -115,7 +115,7 @@ def test_what_re2_cannot_compile_is_refused_with_the_reason_and_nothing_on_stder
 def test_a_pattern_longer_than_the_limit_is_refused(tmp_path):
     (tmp_path / "s.yaml").write_text(scenario("a" * 1001))
     with pytest.raises(LoadErrors, match="regex longer than 1000 characters"):
-        load_scenarios(tmp_path, load_contract(SPEC))
+        load_scenarios(tmp_path, CONTRACT)
 
 
 @pytest.mark.parametrize("pattern, value, hit", [

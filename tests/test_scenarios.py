@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import AUTH, DATA, SPEC, api_error, created, minimal
+from conftest import CONTRACT, AUTH, DATA, SPEC, api_error, created, minimal
 from mockserver.cli import run
 from mockserver.contract import load_contract
 from mockserver.errors import LoadErrors
@@ -45,7 +45,7 @@ def test_broken_scenario_file_gives_its_expected_line(tmp_path, path):
     directory.mkdir()
     (directory / path.name).write_bytes(path.read_bytes())
     with pytest.raises(LoadErrors) as caught:
-        load_scenarios(directory, load_contract(SPEC))
+        load_scenarios(directory, CONTRACT)
     [error] = caught.value.errors
     expected = path.with_suffix(".expected").read_text().strip()
     assert str(error) == f"{directory}/{expected}"
@@ -54,7 +54,7 @@ def test_broken_scenario_file_gives_its_expected_line(tmp_path, path):
 def test_check_reports_every_broken_scenario_file_at_once():
     import io
     err = io.StringIO()
-    code = run(["check", "--spec-dir", str(SPEC), "--scenarios-dir", str(BAD)], io.StringIO(), err)
+    code = run(["check", "--scenarios-dir", str(BAD)], io.StringIO(), err)
     assert code == 2
     lines = err.getvalue().strip().splitlines()
     assert len(lines) == len(BAD_FILES)
@@ -73,7 +73,7 @@ def test_serve_refuses_a_broken_scenario_with_one_line(tmp_path):
 
 
 def test_name_defaults_to_the_file_stem_and_duplicates_are_refused(tmp_path):
-    contract = load_contract(SPEC)
+    contract = CONTRACT
     directory = write(tmp_path / "s", first="rules: []\n", second="name: first\nrules: []\n")
     with pytest.raises(LoadErrors, match="already used"):
         load_scenarios(directory, contract)
@@ -82,7 +82,7 @@ def test_name_defaults_to_the_file_stem_and_duplicates_are_refused(tmp_path):
 
 
 def test_shipped_library_loads():
-    names = set(load_scenarios(Path(__file__).parent.parent / "scenarios", load_contract(SPEC)))
+    names = set(load_scenarios(Path(__file__).parent.parent / "scenarios", CONTRACT))
     assert {"bad-request", "unauthorised", "missing-permission", "internal-error", "flaky", "slow",
             "revoked-key", "rejected-url", "connection-reset", "malformed-response"} <= names
 
@@ -283,7 +283,7 @@ def subject(method: str, path: str, **headers: str) -> Subject:
 
 
 def test_a_rule_applies_only_where_the_operation_has_its_status_and_only_then_is_counted(tmp_path):
-    contract = load_contract(SPEC)
+    contract = CONTRACT
     directory = write(tmp_path / "s", s="""
         rules:
           - match: {headers: {x-fault: reset}}
@@ -294,7 +294,7 @@ def test_a_rule_applies_only_where_the_operation_has_its_status_and_only_then_is
         """)
     book = ScenarioBook(load_scenarios(directory, contract), default="s")
     create, get = (next(op for op in contract.operations if op.operation_id == name)
-                   for name in ("createWebhook", "getWebhook"))
+                   for name in ("postWebhooks", "getWebhooksByResourceId"))
     choice = book.choose(None, [])
     assert choice is not None
 
@@ -302,7 +302,7 @@ def test_a_rule_applies_only_where_the_operation_has_its_status_and_only_then_is
         rule = book.answer(choice, subject(op.method, path, **headers), op.responses)
         return rule.label if rule else None
 
-    # createWebhook lists no 404: the times rule is skipped, not used up, and the next rule answers.
+    # postWebhooks lists no 404: the times rule is skipped, not used up, and the next rule answers.
     assert [label(create, "/v1/webhooks") for _ in range(3)] == ["rules[2]"] * 3
     assert label(get, "/v1/webhooks/x") == "rules[1]"
     assert label(get, "/v1/webhooks/x") == "rules[2]"
@@ -467,7 +467,7 @@ def touch(path: Path, text: str | None = None) -> None:
 
 
 def reloading_book(directory: Path, **options) -> ScenarioBook:
-    contract = load_contract(SPEC)
+    contract = CONTRACT
     return ScenarioBook(load_scenarios(directory, contract), directory=directory, contract=contract, **options)
 
 

@@ -186,7 +186,7 @@ def test_deliveries_over_many_webhooks_and_tenants_keep_memory_and_tasks_flat():
     in the penalty box with events held behind them), in a store that keeps 500: once the store is
     full, every create evicts a webhook, and its delivery line, queue and task must go with it.
     In process, so the server loop's tasks can be counted; RSS is this process's."""
-    server = ServerThread(create_app(spec_dir=SPEC, scenarios_dir=SCENARIOS, hot_reload=False, fast_retries=True,
+    server = ServerThread(create_app(scenarios_dir=SCENARIOS, hot_reload=False, fast_retries=True,
                                      delivery_timeout_s=2, store_limit=500, journal_limit=500,
                                      delivery_queue_limit=20)).start()
     receiver = _Receiver(failure_share=0.35)

@@ -63,7 +63,7 @@ async def answered(resp, operation: str, status: int = 200) -> dict:
 
 async def boxed_webhook(client, receiver) -> dict:
     hook = await answered(await client.post("/v1/webhooks", json=minimal(url=receiver.url), headers=AUTH),
-                          "createWebhook", 201)
+                          "postWebhooks", 201)
     receiver.failing = True
     assert (await client.post("/__mock/events", json={"type": "INVOICE.CREATED"})).status == 202
     deadline = time.monotonic() + 5
@@ -80,13 +80,13 @@ async def test_a_client_cannot_write_the_penalty_box(make_client, receiver):
     client = await make_client(fast_retries=True, delivery_timeout_s=2)
     fake = {"retry_count": 7, "retry_at": "2030-01-01T00:00:00Z", "cause": "forged", "payload": "{}"}
     hook = await answered(await client.post("/v1/webhooks", json=minimal(url=receiver.url, penalty_box_data=fake),
-                                            headers=AUTH), "createWebhook", 201)
+                                            headers=AUTH), "postWebhooks", 201)
     assert hook["penalty_box"] is None and hook["penalty_box_data"] is None
     path = f"/v1/webhooks/{hook['id']}"
-    patched = await answered(await client.patch(path, json={"penalty_box_data": fake}, headers=AUTH), "updateWebhook")
+    patched = await answered(await client.patch(path, json={"penalty_box_data": fake}, headers=AUTH), "patchWebhooksByResourceId")
     assert patched["penalty_box_data"] is None
-    assert (await answered(await client.get(path, headers=AUTH), "getWebhook"))["penalty_box_data"] is None
-    listed = await answered(await client.get("/v1/webhooks", headers=AUTH), "listWebhooks")
+    assert (await answered(await client.get(path, headers=AUTH), "getWebhooksByResourceId"))["penalty_box_data"] is None
+    listed = await answered(await client.get("/v1/webhooks", headers=AUTH), "getWebhooks")
     assert [h["penalty_box_data"] for h in listed["data"]] == [None]
     resp = await client.post(f"{path}/send-penalty-box-payload", headers=AUTH)
     assert resp.status == 409
@@ -96,26 +96,26 @@ async def test_a_boxed_webhook_survives_any_patch_of_its_penalty_box_data(make_c
     client = await make_client(fast_retries=True, delivery_timeout_s=2)
     hook = await boxed_webhook(client, receiver)
     path = f"/v1/webhooks/{hook['id']}"
-    truth = (await answered(await client.get(path, headers=AUTH), "getWebhook"))["penalty_box_data"]
+    truth = (await answered(await client.get(path, headers=AUTH), "getWebhooksByResourceId"))["penalty_box_data"]
     assert truth["retry_count"] == 3 and json.loads(truth["payload"])["type"] == "INVOICE.CREATED"
     for forged in ({"retry_count": None}, None, {"retry_count": 99, "cause": "forged", "payload": "x"}):
         patched = await answered(await client.patch(path, json={"penalty_box_data": forged, "penalty_box": None},
-                                                    headers=AUTH), "updateWebhook")
+                                                    headers=AUTH), "patchWebhooksByResourceId")
         assert patched["penalty_box"] is not None and patched["penalty_box_data"] == truth
-    rolled = await answered(await client.patch(f"{path}/secret-key", headers=AUTH), "rollWebhookSecretKey")
+    rolled = await answered(await client.patch(f"{path}/secret-key", headers=AUTH), "patchWebhooksByResourceIdSecretKey")
     assert rolled["penalty_box_data"] == truth
-    listed = await answered(await client.get("/v1/webhooks", headers=AUTH), "listWebhooks")
+    listed = await answered(await client.get("/v1/webhooks", headers=AUTH), "getWebhooks")
     assert listed["data"][0]["penalty_box_data"] == truth
     resp = await client.post(f"{path}/send-penalty-box-payload", headers=AUTH)
-    failed = await answered(resp, "sendWebhookPenaltyBoxPayload")  # still failing: a 200 that says so
+    failed = await answered(resp, "postWebhooksByResourceIdSendPenaltyBoxPayload")  # still failing: a 200 that says so
     assert failed["successful"] is False
-    after = (await answered(await client.get(path, headers=AUTH), "getWebhook"))["penalty_box_data"]
+    after = (await answered(await client.get(path, headers=AUTH), "getWebhooksByResourceId"))["penalty_box_data"]
     assert after["retry_count"] == 4 and after["payload"] == truth["payload"]
     receiver.failing = False
     released = await answered(await client.post(f"{path}/send-penalty-box-payload", headers=AUTH),
-                              "sendWebhookPenaltyBoxPayload")
+                              "postWebhooksByResourceIdSendPenaltyBoxPayload")
     assert released["successful"] is True
-    state = await answered(await client.get(path, headers=AUTH), "getWebhook")
+    state = await answered(await client.get(path, headers=AUTH), "getWebhooksByResourceId")
     assert state["penalty_box"] is None and state["penalty_box_data"] is None
 
 
@@ -131,7 +131,7 @@ async def test_delivery_lines_and_their_tasks_end_with_their_webhook(make_client
     ids = []
     for i in range(30):  # the store keeps 5: each create past that evicts the oldest
         hook = await answered(await client.post("/v1/webhooks", json=minimal(url=receiver.url, name=f"n{i}"),
-                                                headers=AUTH), "createWebhook", 201)
+                                                headers=AUTH), "postWebhooks", 201)
         ids.append(hook["id"])
         assert (await client.post("/__mock/events", json={"type": "INVOICE.CREATED", "data": {"i": i}})).status == 202
     await until(lambda: any(r["json"]["data"].get("i") == 29 for r in receiver.received))
@@ -257,52 +257,52 @@ def test_random_webhook_sequences_never_fail_and_always_answer_the_contract(live
 
         @rule(target=hooks, fields=FIELDS)
         def create(self, fields: dict[str, Any]) -> str:
-            status, answer = checked("createWebhook", "POST", "/v1/webhooks", {**minimal(url=receiver.url), **fields})
+            status, answer = checked("postWebhooks", "POST", "/v1/webhooks", {**minimal(url=receiver.url), **fields})
             return answer["id"] if status == 201 else "whk_missing"
 
         @rule(hook=hooks, page=st.integers(1, 3), limit=st.integers(1, 4))
         def read(self, hook: str, page: int, limit: int) -> None:
-            checked("getWebhook", "GET", f"/v1/webhooks/{hook}")
-            checked("listWebhooks", "GET", f"/v1/webhooks?page={page}&limit={limit}")
+            checked("getWebhooksByResourceId", "GET", f"/v1/webhooks/{hook}")
+            checked("getWebhooks", "GET", f"/v1/webhooks?page={page}&limit={limit}")
 
         @rule(target=hooks, actions=st.none() | st.lists(st.sampled_from(["INVOICE.CREATED", "INVOICE.PAID"]),
                                                          min_size=1, max_size=2))
         def create_valid(self, actions: list[str] | None) -> str:
-            status, answer = checked("createWebhook", "POST", "/v1/webhooks",
+            status, answer = checked("postWebhooks", "POST", "/v1/webhooks",
                                      minimal(url=receiver.url, included_actions=actions))
             assert status == 201
             return answer["id"]
 
         @rule(hook=hooks, fields=FIELDS)
         def patch(self, hook: str, fields: dict[str, Any]) -> None:
-            checked("updateWebhook", "PATCH", f"/v1/webhooks/{hook}", fields)
+            checked("patchWebhooksByResourceId", "PATCH", f"/v1/webhooks/{hook}", fields)
 
         @rule(hook=hooks)
         def delete(self, hook: str) -> None:
-            checked("deleteWebhook", "DELETE", f"/v1/webhooks/{hook}")
+            checked("deleteWebhooksByResourceId", "DELETE", f"/v1/webhooks/{hook}")
 
         @rule(hook=hooks)
         def roll(self, hook: str) -> None:
-            checked("rollWebhookSecretKey", "PATCH", f"/v1/webhooks/{hook}/secret-key")
+            checked("patchWebhooksByResourceIdSecretKey", "PATCH", f"/v1/webhooks/{hook}/secret-key")
 
         @rule(hook=hooks)
         def drop_previous(self, hook: str) -> None:
-            status, answer = checked("deletePreviousWebhookSecretKey", "DELETE", f"/v1/webhooks/{hook}/secret-key")
+            status, answer = checked("deleteWebhooksByResourceIdSecretKey", "DELETE", f"/v1/webhooks/{hook}/secret-key")
             if status == 200:
                 assert answer["previous_secret_key"] is None and answer["previous_signing_protocol"] is None
 
         @rule(hook=hooks)
         def send_test(self, hook: str) -> None:
-            checked("sendWebhookTest", "POST", f"/v1/webhooks/{hook}/send-test")
+            checked("postWebhooksByResourceIdSendTest", "POST", f"/v1/webhooks/{hook}/send-test")
 
         @rule(fields=FIELDS)
         def test_connection(self, fields: dict[str, Any]) -> None:
-            checked("testWebhookConnection", "POST", "/v1/webhooks/test-connection",
+            checked("postWebhooksTestConnection", "POST", "/v1/webhooks/test-connection",
                     {**minimal(url=receiver.url), **fields})
 
         @rule(hook=hooks)
         def release(self, hook: str) -> None:
-            checked("sendWebhookPenaltyBoxPayload", "POST", f"/v1/webhooks/{hook}/send-penalty-box-payload")
+            checked("postWebhooksByResourceIdSendPenaltyBoxPayload", "POST", f"/v1/webhooks/{hook}/send-penalty-box-payload")
 
         @rule(event=EVENTS, data=st.none() | JSON)
         def emit(self, event: str, data: Any) -> None:
@@ -337,7 +337,7 @@ def test_random_webhook_sequences_never_fail_and_always_answer_the_contract(live
         @rule(data=st.data(), fields=FIELDS)
         def patch_boxed(self, data: st.DataObject, fields: dict[str, Any]) -> None:
             hook = data.draw(st.sampled_from(sorted(self.boxed)))
-            status, answer = checked("updateWebhook", "PATCH", f"/v1/webhooks/{hook}", fields)
+            status, answer = checked("patchWebhooksByResourceId", "PATCH", f"/v1/webhooks/{hook}", fields)
             if status == 200:
                 assert answer["penalty_box"] is not None, answer
 
@@ -346,7 +346,7 @@ def test_random_webhook_sequences_never_fail_and_always_answer_the_contract(live
         def release_boxed(self, data: st.DataObject, recovered: bool) -> None:
             hook = data.draw(st.sampled_from(sorted(self.boxed)))
             receiver.failing = not recovered
-            status, answer = checked("sendWebhookPenaltyBoxPayload", "POST",
+            status, answer = checked("postWebhooksByResourceIdSendPenaltyBoxPayload", "POST",
                                      f"/v1/webhooks/{hook}/send-penalty-box-payload")
             if status == 200 and answer["successful"]:
                 self.boxed.discard(hook)
@@ -369,6 +369,6 @@ def test_random_webhook_sequences_never_fail_and_always_answer_the_contract(live
 def _webhooks(operation: str, status: int, answer: Any) -> list[dict[str, Any]]:
     if not 200 <= status < 300 or not isinstance(answer, dict):
         return []
-    if operation == "listWebhooks":
+    if operation == "getWebhooks":
         return list(answer["data"])
     return [answer] if answer.get("object_type") == "WEBHOOK" else []

@@ -11,6 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
+from referencing import Resource
+from referencing.jsonschema import DRAFT202012
+
 from ..errors import LoadError, LoadErrors
 from . import overlay
 from . import load
@@ -63,7 +66,11 @@ def load_openapi(documents: Sequence[Path | str], overlays: Sequence[Path | str]
         if everywhere:
             first = next(iter(applied)).source if applied else Path(".")
             raise LoadErrors([LoadError(first, m) if ":" not in m else _AsIs(m) for m in sorted(everywhere)])
-    return compile_documents(docs, loaded.registry)
+    registry = loaded.registry
+    for doc in docs:  # references resolve against the overlaid documents, not the originals
+        registry = registry.with_resource(doc.path.resolve().as_uri(),
+                                          Resource(contents=doc.data, specification=DRAFT202012))
+    return compile_documents(docs, registry)
 
 
 class _AsIs(LoadError):

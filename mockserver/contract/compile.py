@@ -96,6 +96,8 @@ def compile_documents(documents: Sequence[Document], registry: Registry | None =
         schemas=schemas,
         tenancy_header=(mock.get("tenancy", {}).get("header") or "").lower() or None,
         error_style="api-error" if error_schema else "problem",
+        events={str(kind): _Compiler(first, registry).resolve(schema, ("x-mock", "events", kind))
+                for kind, schema in (mock.get("events") or {}).items()},
     )
 
 

@@ -55,7 +55,7 @@ class Parameter:
             item = Parameter(self.name, items if isinstance(items, dict) else {}, self.validator, False,
                              self.error_code, None)
             return [item.coerce(v) for v in value.split(",")] if value else []
-        if "integer" in types and re.fullmatch(r"-?[0-9]{1,18}", value):
+        if "integer" in types and len(value) <= 4000 and re.fullmatch(r"-?[0-9]+", value):
             return int(value)
         if "number" in types:
             try:
@@ -190,6 +190,7 @@ class Contract:
     schemas: Mapping[str, dict[str, Any]] = field(default_factory=dict)
     tenancy_header: str | None = None
     error_style: str = "api-error"  # the contract's ApiError shape, or "problem": RFC 9457 problem details
+    events: Mapping[str, dict[str, Any]] = field(default_factory=dict)  # object type -> data of its events
 
     def write_only_fields(self) -> frozenset[str]:
         """Names of request fields marked ``writeOnly`` anywhere: never echoed, logged or journaled."""

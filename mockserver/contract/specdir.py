@@ -137,6 +137,8 @@ class _SpecLoader:
             request_id=RequestId(rid["header"], rid["prefix"], rid["length"]),
             schemas=schemas,
             tenancy_header=meta.get("tenancy", {}).get("header", "").lower() or None,
+            events={name.rsplit("/", 1)[1].removesuffix(".json").upper(): schema
+                    for name, schema in schemas.items() if name.startswith("schemas/events/")},
         )
 
     def _read(self, path: Path) -> None:
