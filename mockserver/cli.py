@@ -99,7 +99,6 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _contract_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--spec-dir", type=Path, default=None, help="contract directory (default: the bundled spec)")
     parser.add_argument("--openapi", action="append", type=Path, default=[], metavar="FILE",
                         help="serve this OpenAPI 3.0/3.1 document (JSON or YAML; repeatable) instead of the "
                              "bundled contract")
@@ -148,7 +147,7 @@ def run(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr:
 
 
 def _contract(args: argparse.Namespace, full_check: bool = False) -> Contract:
-    return contract_for(Settings(spec_dir=args.spec_dir, openapi=args.openapi, overlays=args.overlay),
+    return contract_for(Settings(openapi=args.openapi, overlays=args.overlay),
                         full_check=full_check)
 
 
@@ -186,7 +185,7 @@ def _check(args: argparse.Namespace, scenarios_dir: Path | None, out: TextIO, er
     except (LoadError, LoadErrors) as exc:
         _report(exc, err)
         return 2
-    print(f"ok: {contract.spec_dir}: {len(contract.operations)} operation(s); "
+    print(f"ok: {contract.source}: {len(contract.operations)} operation(s); "
           f"{len(scenarios)} scenario(s)" + (f" in {scenarios_dir}" if scenarios_dir else ""), file=out)
     return 0
 
@@ -220,7 +219,7 @@ def _report(exc: LoadError | LoadErrors, err: TextIO) -> None:
 def _serve(args: argparse.Namespace, scenarios_dir: Path | None, out: TextIO, err: TextIO) -> int:
     try:
         mock = build_mock(Settings(
-            spec_dir=args.spec_dir, openapi=args.openapi, overlays=args.overlay, scenarios_dir=scenarios_dir, scenario=args.scenario, seed=args.seed,
+            openapi=args.openapi, overlays=args.overlay, scenarios_dir=scenarios_dir, scenario=args.scenario, seed=args.seed,
             strict=args.strict, max_body_bytes=args.max_body_bytes, journal_limit=args.journal_limit,
             store_limit=args.store_limit, read_timeout_s=args.read_timeout,
             delivery_timeout_s=args.delivery_timeout, delivery_queue_limit=args.delivery_queue_limit,
@@ -238,7 +237,7 @@ def _serve(args: argparse.Namespace, scenarios_dir: Path | None, out: TextIO, er
     handler = logs.configure(args.log_level, err)
     logging.getLogger("mockserver").debug(
         "loaded %d operation(s) from %s and %d scenario(s)", len(mock.engine.contract.operations),
-        mock.engine.contract.spec_dir, len(mock.book.scenarios))
+        mock.engine.contract.source, len(mock.book.scenarios))
     app = create_app(mock=mock)
 
     def ready(url: str) -> None:

@@ -108,7 +108,8 @@ class Engine:
         for path, operations in items.items():
             self.path_items.setdefault(path.count("/"), []).append(operations)
         self.plans = {
-            (op.operation_id, status): BodyPlan(resp.schema, op.request_body.schema if op.request_body else None)
+            (op.operation_id, status): BodyPlan(resp.schema, op.request_body.schema if op.request_body else None,
+                                                prefer_null=contract.null_when_unsaid)
             for op in contract.operations for status, resp in op.responses.items() if 200 <= status < 300
         }
         self.store: ResourceStore = store if store is not None else MemoryStore(self.options.store_limit)

@@ -65,14 +65,9 @@ class Mock:
 
 
 def contract_for(settings: Settings, full_check: bool = False) -> Contract:
-    """The contract the settings select: OpenAPI documents with their overlays, else the bundled spec."""
-    from .contract.build import BUNDLED_OVERLAYS, bundled_document, load_openapi
-
-    if settings.openapi:
-        return load_openapi(settings.openapi, settings.overlays, full_check=full_check)
-    if settings.spec_dir is not None:  # the older spec-directory format
-        return load_contract(settings.spec_dir)
-    return load_openapi([bundled_document()], settings.overlays or BUNDLED_OVERLAYS, full_check=full_check)
+    """The contract the settings select: OpenAPI documents with their overlays, else the bundled one."""
+    overlays = settings.overlays if settings.overlays or settings.openapi else None
+    return load_contract(settings.openapi, overlays, full_check=full_check)
 
 
 def build_mock(settings: Settings | None = None, *, contract: Contract | None = None, **changes: Any) -> Mock:

@@ -22,7 +22,9 @@ if TYPE_CHECKING:
     from .server import ServerThread
 
 _OPTIONS = (
-    ("spec_dir", "contract directory for the mockserver fixture (default: the bundled spec)"),
+    ("openapi", "OpenAPI document(s) for the mockserver fixture, comma-separated (default: the bundled contract)"),
+    ("overlay", "Overlay(s) applied to those documents, comma-separated: files, or the bundled 'solvimon' and "
+                "'solvimon-webhooks'"),
     ("scenarios_dir", "scenario directory for the mockserver fixture (default: the bundled library)"),
     ("seed", "seed making the mockserver fixture's bodies reproducible"),
 )
@@ -56,12 +58,26 @@ def _settings(config: pytest.Config) -> dict[str, Any]:
         return p if p.is_absolute() else Path(config.rootpath) / p
 
     from .cli import default_scenarios_dir
+    from .contract.build import BUNDLED_OVERLAYS
+
+    def listed(name: str) -> list[str]:
+        value = _option(config, name)
+        return [v.strip() for v in str(value).split(",") if v.strip()] if value else []
+
+    def rooted(value: str) -> Path:
+        p = Path(value)
+        return p if p.is_absolute() else Path(config.rootpath) / p
 
     seed = _option(config, "seed")
     scenarios = path("scenarios_dir")
+    openapi = [rooted(v) for v in listed("openapi")]
+    overlays = [v if v in BUNDLED_OVERLAYS else str(rooted(v)) for v in listed("overlay")]
+    if scenarios is None and not openapi:  # the bundled library is written for the bundled contract
+        scenarios = default_scenarios_dir()
     return {
-        "spec_dir": path("spec_dir"),
-        "scenarios_dir": scenarios if scenarios is not None else default_scenarios_dir(),
+        "openapi": tuple(openapi),
+        "overlays": tuple(overlays),
+        "scenarios_dir": scenarios,
         "seed": int(seed) if seed is not None else None,
     }
 

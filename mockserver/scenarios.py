@@ -390,7 +390,8 @@ class ScriptChecker:
         for op in operations:
             if respond.status not in op.responses:
                 continue
-            merged = scripted_body(op, respond.status, respond.body, self.generator)
+            merged = scripted_body(op, respond.status, respond.body, self.generator,
+                                   prefer_null=self.contract.null_when_unsaid)
             errors = sorted(op.responses[respond.status].validator.iter_errors(merged),
                             key=lambda e: list(map(str, e.absolute_path)))
             if errors:
@@ -423,10 +424,11 @@ def _could_answer(op: Operation, match: Match | None) -> bool:
 
 
 def scripted_body(op: Operation, status: int, override: Mapping[str, Any] | None,
-                  generator: Generator, request_body: Any = None) -> Any:
+                  generator: Generator, request_body: Any = None, prefer_null: bool = True) -> Any:
     """The body of a scripted answer: the override merged over what the contract would give."""
     if 200 <= status < 300:
-        base = BodyPlan(op.responses[status].schema, op.request_body.schema if op.request_body else None).render(
+        base = BodyPlan(op.responses[status].schema, op.request_body.schema if op.request_body else None,
+                        prefer_null=prefer_null).render(
             generator, request_body)
     else:
         base = default_problem(op, status).body()

@@ -21,7 +21,6 @@ DEFAULT_QUEUE_LIMIT = 1_000
 class Settings:
     """What one mock is told at start-up; see ``mockserver serve --help`` for each meaning."""
 
-    spec_dir: Path | None = None
     # OpenAPI documents to serve instead of the bundled contract, and overlays applied in order
     # (a bundled overlay by name, or a file).
     openapi: tuple[Path, ...] = ()
@@ -48,10 +47,8 @@ class Settings:
     def __post_init__(self) -> None:
         # Accept the loose forms callers naturally pass (a str path, a list of keys) and
         # keep the value hashable and immutable.
-        for name in ("spec_dir", "scenarios_dir"):
-            value = getattr(self, name)
-            if value is not None and not isinstance(value, Path):
-                object.__setattr__(self, name, Path(value))
+        if self.scenarios_dir is not None and not isinstance(self.scenarios_dir, Path):
+            object.__setattr__(self, "scenarios_dir", Path(self.scenarios_dir))
         object.__setattr__(self, "openapi", tuple(Path(p) for p in _strings(self.openapi)))
         object.__setattr__(self, "overlays", _strings(self.overlays))
         object.__setattr__(self, "delivery_allowed_hosts", _strings(self.delivery_allowed_hosts))

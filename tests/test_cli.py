@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import shlex
-import shutil
 import signal
 import subprocess
 import sys
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import MINIMAL, SCENARIOS, SPEC
+from conftest import MINIMAL, SCENARIOS
 from mockserver.cli import run
 
 CONSOLE_SCRIPT = Path(sys.executable).parent / "mockserver"
@@ -33,32 +32,31 @@ def test_check_passes_on_the_bundled_spec_and_scenarios():
     assert "1 operation(s)" in out and "scenario(s)" in out
 
 
-def test_check_reports_a_broken_spec_in_one_line(tmp_path):
-    spec = tmp_path / "spec"
-    shutil.copytree(SPEC, spec)
-    (spec / "schemas" / "ApiError.json").write_text('{"type": "object",\n "required": 5}\n')
-    code, out, err = run_cli("check", "--spec-dir", str(spec))
+def test_check_reports_a_broken_document_in_one_line(tmp_path):
+    doc = tmp_path / "api.yaml"
+    doc.write_text("openapi: 3.1.0\ninfo: {title: t, version: '1'}\npaths:\n  /x:\n    get:\n      responses:\n"
+                   "        '200': {description: ok, content: {application/json: {schema: {$ref: '#/nope'}}}}\n")
+    code, out, err = run_cli("check", "--openapi", str(doc))
     assert code == 2
     lines = err.strip().splitlines()
     assert len(lines) == 1
-    assert lines[0].startswith(f"mockserver: error: {spec / 'schemas' / 'ApiError.json'}:2: ")
+    assert lines[0].startswith(f"mockserver: error: {doc}:7: ") and "#/nope" in lines[0]
     assert "Traceback" not in err
 
 
-def test_check_reports_a_missing_spec_dir(tmp_path):
-    code, _, err = run_cli("check", "--spec-dir", str(tmp_path / "missing"))
+def test_check_reports_a_missing_document(tmp_path):
+    code, _, err = run_cli("check", "--openapi", str(tmp_path / "missing.yaml"))
     assert code == 2
-    assert "spec directory not found" in err
+    assert "missing.yaml" in err and len(err.strip().splitlines()) == 1
 
 
-def test_serve_refuses_a_broken_spec_with_the_same_message(tmp_path):
-    spec = tmp_path / "spec"
-    shutil.copytree(SPEC, spec)
-    (spec / "schemas" / "ApiError.json").write_text("{oops")
-    _, _, check_err = run_cli("check", "--spec-dir", str(spec))
-    code, out, err = run_cli("serve", "--spec-dir", str(spec), "--port", "0")
+def test_serve_refuses_a_broken_document_with_the_same_message(tmp_path):
+    doc = tmp_path / "api.yaml"
+    doc.write_text("{oops")
+    _, _, check_err = run_cli("check", "--openapi", str(doc))
+    code, out, err = run_cli("serve", "--openapi", str(doc), "--port", "0")
     assert code == 2
-    assert err == check_err
+    assert err == check_err and err.startswith(f"mockserver: error: {doc}")
     assert "listening" not in out
 
 
@@ -75,8 +73,8 @@ def test_bad_arguments_exit_non_zero():
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "::", "", "192.168.1.10", "example.com"])
 def test_serve_refuses_a_public_host_unless_told_which_keys_to_accept(host, tmp_path):
-    # A missing spec dir shows whether start-up got as far as loading anything.
-    code, out, err = run_cli("serve", "--host", host, "--port", "0", "--spec-dir", str(tmp_path / "missing"))
+    # A missing document shows whether start-up got as far as loading anything.
+    code, out, err = run_cli("serve", "--host", host, "--port", "0", "--openapi", str(tmp_path / "missing.yaml"))
     assert code == 2
     assert out == ""
     lines = err.splitlines()
@@ -93,9 +91,9 @@ def test_serve_refuses_a_public_host_unless_told_which_keys_to_accept(host, tmp_
     ["--host", "LOCALHOST"], ["--host", "127.0.0.1", "--allow-any-key"],
 ])
 def test_serve_starts_on_a_public_host_with_a_key_policy_or_on_loopback(args, tmp_path):
-    code, _, err = run_cli("serve", *args, "--port", "0", "--spec-dir", str(tmp_path / "missing"))
-    assert code == 2  # got past the host check to loading the (missing) spec
-    assert "spec directory not found" in err and "--allow-any-key" not in err
+    code, _, err = run_cli("serve", *args, "--port", "0", "--openapi", str(tmp_path / "missing.yaml"))
+    assert code == 2  # got past the host check to loading the (missing) document
+    assert "missing.yaml" in err and "--allow-any-key" not in err
 
 
 def test_api_key_and_allow_any_key_contradict_each_other():

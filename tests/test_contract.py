@@ -1,97 +1,92 @@
-"""Loading spec/: the bundled contract loads, and every broken file is one clear line."""
+"""The bundled contract: the vendor's webhooks document, never edited, with the two overlays that
+hold what the mock knows beyond it; and problems in documents and overlays are one line each."""
 
 from __future__ import annotations
 
 import asyncio
-
+import hashlib
+import io
+import json
 import shutil
-from pathlib import Path
 
 import pytest
 import yaml
 
 from conftest import DATA, SPEC
-from mockserver.contract import check_spec, load_contract
-from mockserver.errors import LoadError, LoadErrors
+from mockserver.cli import run
+from mockserver.contract import load_contract
+from mockserver.engine import Engine, MockRequest
 
-CASES = yaml.safe_load((DATA / "broken_specs.yaml").read_text())
+VENDOR = DATA / "vendor" / "configuration-api.webhooks.json"
 
 
-def test_bundled_spec_loads_with_every_operation():
-    contract = load_contract(SPEC)
+def test_the_bundled_document_is_the_vendors_exactly():
+    bundled = SPEC / "openapi" / "configuration-api.webhooks.json"
+    assert hashlib.sha256(bundled.read_bytes()).digest() == hashlib.sha256(VENDOR.read_bytes()).digest()
+
+
+def test_bundled_contract_serves_every_operation_with_a_behaviour_from_the_overlay():
+    contract = load_contract()
     by_id = {op.operation_id: op for op in contract.operations}
     assert {(op.method, op.path) for op in contract.operations} == {
-        ("POST", "/v{version}/webhooks"), ("GET", "/v{version}/webhooks"), ("GET", "/v{version}/webhooks/{id}"),
-        ("PATCH", "/v{version}/webhooks/{id}"), ("DELETE", "/v{version}/webhooks/{id}"),
-        ("PATCH", "/v{version}/webhooks/{id}/secret-key"), ("DELETE", "/v{version}/webhooks/{id}/secret-key"),
-        ("GET", "/v{version}/webhooks/actions"), ("POST", "/v{version}/webhooks/test-connection"),
-        ("POST", "/v{version}/webhooks/{id}/send-test"), ("POST", "/v{version}/webhooks/{id}/send-penalty-box-payload"),
+        ("POST", "/v{version}/webhooks"), ("GET", "/v{version}/webhooks"),
+        ("GET", "/v{version}/webhooks/{resourceId}"), ("PATCH", "/v{version}/webhooks/{resourceId}"),
+        ("DELETE", "/v{version}/webhooks/{resourceId}"), ("PATCH", "/v{version}/webhooks/{resourceId}/secret-key"),
+        ("DELETE", "/v{version}/webhooks/{resourceId}/secret-key"), ("GET", "/v{version}/webhooks/actions"),
+        ("POST", "/v{version}/webhooks/test-connection"), ("POST", "/v{version}/webhooks/{resourceId}/send-test"),
+        ("POST", "/v{version}/webhooks/{resourceId}/send-penalty-box-payload"),
     }
-    assert set(by_id["createWebhook"].responses) == {201, 400, 401, 403, 500}
+    assert all(op.behaviour is not None and op.behaviour_source == "overlay" for op in contract.operations)
+    assert set(by_id["postWebhooks"].responses) == {201, 400, 401, 403, 500}
+    assert by_id["postWebhooks"].permission == "WEBHOOK.CREATE"
     assert contract.write_only_fields() == {"password", "api_key"}
+    assert set(contract.events) == {"INVOICE", "CUSTOMER", "SUBSCRIPTION"}
+    assert contract.request_id.header == "X-REQUEST-ID" and contract.tenancy_header == "x-platform-id"
 
 
-def test_resolved_schemas_hold_no_refs():
-    contract = load_contract(SPEC)
-    assert "$ref" not in repr(contract.operations[0].responses[201].schema)
-    assert "$ref" not in repr(contract.operations[0].request_body.schema)
+def test_credentials_are_never_part_of_an_answer():
+    contract = load_contract()
+    for op in contract.operations:
+        for response in op.responses.values():
+            properties = response.schema.get("properties", {})
+            assert "password" not in properties and "api_key" not in properties, op.operation_id
 
 
-def _broken(tmp_path: Path, case: dict) -> Path:
-    spec = tmp_path / "spec"
-    shutil.copytree(SPEC, spec)
-    if "delete" in case:
-        target = spec / case["delete"]
-        shutil.rmtree(target) if target.is_dir() else target.unlink()
-    else:
-        target = spec / case["file"]
-        text = target.read_text()
-        old, new = case["replace"]
-        assert old in text, f"case {case['case']} no longer applies to {case['file']}"
-        target.write_text(text.replace(old, new, 1))
-    return spec
-
-
-@pytest.mark.parametrize("case", CASES, ids=[c["case"] for c in CASES])
-def test_broken_spec_is_one_line_naming_file_and_line(tmp_path, case):
-    spec = _broken(tmp_path, case)
-    errors = check_spec(spec)
-    assert len(errors) == 1, errors
-    line = str(errors[0])
-    assert "\n" not in line
-    assert line.startswith(str(spec / "x")[:-1] + case["expected"]), line
-
-
-def test_missing_spec_dir_is_reported(tmp_path):
-    with pytest.raises(LoadError, match="spec directory not found"):
-        load_contract(tmp_path / "nowhere")
-
-
-def test_every_broken_file_is_reported_at_once(tmp_path):
-    spec = tmp_path / "spec"
-    shutil.copytree(SPEC, spec)
-    (spec / "schemas" / "Webhook.json").write_text("{")
-    (spec / "schemas" / "ApiError.json").write_text("[1,")
-    with pytest.raises(LoadErrors) as caught:
-        load_contract(spec)
-    assert len(caught.value.errors) == 2
-
-
-def test_another_contract_of_the_same_shape_changes_the_mock_without_code(tmp_path):
-    import json
-    spec = tmp_path / "spec"
-    shutil.copytree(SPEC, spec)
-    op_file = spec / "operations" / "createWebhook.json"
-    op = json.loads(op_file.read_text())
-    op["parameters"]["path"]["version"]["schema"]["enum"] = ["1", "2"]
-    op_file.write_text(json.dumps(op))
-    req_file = spec / "schemas" / "WebhookCreateRequest.json"
-    req = json.loads(req_file.read_text())
-    req["required"] = ["url"]
-    req_file.write_text(json.dumps(req))
-    contract = load_contract(spec)
-    from mockserver.engine import Engine, MockRequest
+def test_another_document_changes_the_mock_without_code(tmp_path):
+    doc = json.loads(VENDOR.read_text())
+    doc["paths"]["/v{version}/webhooks"]["post"]["requestBody"]["content"]["application/json"]["schema"] = {
+        "type": "object", "required": ["url"], "properties": {"url": {"type": "string"}}}
+    changed = tmp_path / "api.json"
+    changed.write_text(json.dumps(doc))
+    overlays = tmp_path / "overlays"
+    shutil.copytree(SPEC / "overlays", overlays)
+    solvimon = overlays / "solvimon.yaml"
+    solvimon.write_text(solvimon.read_text().replace('schema: {enum: ["1"]}', 'schema: {enum: ["1", "2"]}'))
+    contract = load_contract([changed], [solvimon])
     engine = Engine(contract)
-    resp = asyncio.run(engine.handle(MockRequest("POST", "/v2/webhooks", {}, {"x-api-key": "k", "content-type": "application/json"},
-                                     b'{"url": "https://example.com"}')))
+    resp = asyncio.run(engine.handle(MockRequest("POST", "/v2/webhooks", {},
+                                                 {"x-api-key": "k", "content-type": "application/json"},
+                                                 b'{"url": "https://example.com"}')))
     assert resp.status == 201, resp.body
+
+
+@pytest.mark.parametrize("edit,expected", [
+    ("pattern", "pattern '([' does not compile"),
+    ("faker", "x-faker needs a method Faker has"),
+    ("behaviour", "behaviour key 'nope' is not a path parameter"),
+])
+def test_a_broken_overlay_value_is_one_line_from_check(tmp_path, edit, expected):
+    overlay = tmp_path / "mine.yaml"
+    update = {
+        "pattern": {"target": "$.components.schemas.Webhook.properties.name", "update": {"pattern": "(["}},
+        "faker": {"target": "$.components.schemas.Webhook.properties.name", "update": {"x-faker": {"method": "nope"}}},
+        "behaviour": {"target": "$.paths['/v{version}/webhooks/{resourceId}'].get",
+                      "update": {"x-mock": {"behaviour": {"kind": "read", "key": "nope"}}}},
+    }[edit]
+    overlay.write_text(yaml.safe_dump({"overlay": "1.0.0", "info": {"title": "t", "version": "1"}, "actions": [update]}))
+    err = io.StringIO()
+    code = run(["check", "--openapi", str(VENDOR), "--overlay", "solvimon", "--overlay", str(overlay)], io.StringIO(), err)
+    assert code == 2
+    lines = err.getvalue().strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"mockserver: error: {VENDOR}"), err.getvalue()
+    assert expected in lines[0]

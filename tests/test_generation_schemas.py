@@ -137,7 +137,8 @@ def test_pattern_strings_match():
 
 @pytest.mark.parametrize("pattern", [
     r"^(foo|bar)-\d{2,3}(x|y)?$",  # alternation and groups: rstr
-    r"^[a-f0-9]{128}$",  # a count above rstr's 100
+    r"^[a-f0-9]{128}$",  # a long run: the compiled fast path
+    r"^(a|bc){150}$",  # a count above 100, which stock rstr cannot render
     r"^(?!admin$)[a-z]{3,6}$",  # a negative lookahead rstr ignores: checked and drawn again
     r"^[A-Z][A-Z0-9_]*\.[A-Z][A-Z0-9_]*$",
     r"[0-9]{2}",  # unanchored: search semantics

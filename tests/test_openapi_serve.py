@@ -21,7 +21,7 @@ OPS = {op.operation_id: op for op in CONTRACT.operations}
 
 @pytest.fixture
 async def pets(make_client):
-    return await make_client(openapi=[PETSTORE], scenarios_dir=None, spec_dir=None)
+    return await make_client(openapi=[PETSTORE], scenarios_dir=None)
 
 
 async def answered(resp, operation: str, status: int) -> object:

@@ -8,6 +8,7 @@ with behaviours from the overlays or from ``conventions``. Every problem is one 
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 from typing import Sequence
 
@@ -23,20 +24,34 @@ from .model import Contract
 BUNDLED_OVERLAYS = ("solvimon", "solvimon-webhooks")
 
 
-def bundled_document() -> Path:
-    """The vendor's webhooks document as shipped with mockserver."""
-    from .specdir import default_spec_dir
+def default_spec_dir() -> Path:
+    """The bundled contract: inside the installed package, or ``spec/`` of a source checkout."""
+    bundled = Path(str(resources.files("mockserver"))) / "_bundled" / "spec"
+    if bundled.is_dir():
+        return bundled
+    return Path(__file__).resolve().parents[2] / "spec"
 
+
+def bundled_document() -> Path:
+    """The vendor's webhooks document as shipped with mockserver (never edited by hand)."""
     return default_spec_dir() / "openapi" / "configuration-api.webhooks.json"
 
 
 def overlay_path(name_or_file: str | Path) -> Path:
     """A bundled overlay by name (``solvimon``, ``solvimon-webhooks``), else a file."""
     if isinstance(name_or_file, str) and name_or_file in BUNDLED_OVERLAYS:
-        from .specdir import default_spec_dir
-
         return default_spec_dir() / "overlays" / f"{name_or_file}.yaml"
     return Path(name_or_file)
+
+
+def load_contract(documents: Sequence[Path | str] | None = None, overlays: Sequence[Path | str] | None = None, *,
+                  full_check: bool = False) -> Contract:
+    """The contract of ``documents`` with ``overlays``; without documents, the bundled contract
+    (the vendor's webhooks document with the bundled overlays, unless others are named)."""
+    if documents:
+        return load_openapi(documents, overlays or (), full_check=full_check)
+    return load_openapi([bundled_document()], BUNDLED_OVERLAYS if overlays is None else overlays,
+                        full_check=full_check)
 
 
 def load_openapi(documents: Sequence[Path | str], overlays: Sequence[Path | str] = (), *,
@@ -97,4 +112,5 @@ def _apply_what_fits(document: dict, overlays: list[overlay.Overlay]) -> dict:
     return data
 
 
-__all__ = ["load_openapi", "bundled_document", "overlay_path", "BUNDLED_OVERLAYS", "LoadErrors"]
+__all__ = ["load_openapi", "load_contract", "bundled_document", "default_spec_dir", "overlay_path",
+           "BUNDLED_OVERLAYS"]

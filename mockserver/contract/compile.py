@@ -27,6 +27,7 @@ from referencing.exceptions import Unresolvable
 from referencing.jsonschema import DRAFT202012
 
 from ..errors import INVALID_FIELD, LoadError, LoadErrors, line_of
+from ..generation import faker_has
 from . import conventions
 from .model import (
     _ANNOTATIONS,
@@ -72,6 +73,7 @@ def compile_documents(documents: Sequence[Document], registry: Registry | None =
     schemas: dict[str, dict[str, Any]] = {}
     for doc in documents:
         compiler = _Compiler(doc, registry)
+        errors.extend(_check_extensions(doc))
         try:
             operations.extend(compiler.operations())
         except LoadError as exc:
@@ -87,7 +89,7 @@ def compile_documents(documents: Sequence[Document], registry: Registry | None =
     rid = mock.get("requestId")
     error_schema = mock.get("errorSchema")
     return Contract(
-        spec_dir=first.path,
+        source=first.path,
         title=str(info.get("title", first.path.name)),
         description=info.get("description"),
         operations=tuple(operations),
@@ -96,9 +98,42 @@ def compile_documents(documents: Sequence[Document], registry: Registry | None =
         schemas=schemas,
         tenancy_header=(mock.get("tenancy", {}).get("header") or "").lower() or None,
         error_style="api-error" if error_schema else "problem",
+        null_when_unsaid=bool(mock.get("nullWhenUnsaid", False)),
         events={str(kind): _Compiler(first, registry).resolve(schema, ("x-mock", "events", kind))
                 for kind, schema in (mock.get("events") or {}).items()},
     )
+
+
+def _check_extensions(doc: Document) -> list[LoadError]:
+    """Patterns the validator cannot compile and ``x-faker`` methods Faker does not have: found
+    now, with the place they are written, instead of as a 500 on the first request."""
+    found: list[LoadError] = []
+
+    def error(path: tuple[Any, ...], message: str) -> LoadError:
+        line = line_of(doc.text, list(path)) if doc.text else None
+        return LoadError(doc.path, f"at {'.'.join(map(str, path))}: {message}", line)
+
+    stack: list[tuple[Any, tuple[Any, ...]]] = [(doc.data, ())]
+    while stack:
+        node, path = stack.pop()
+        if isinstance(node, dict):
+            for key, value in node.items():
+                at = (*path, key)
+                if key == "pattern" and isinstance(value, str):
+                    try:
+                        re.compile(value)
+                    except re.error as exc:
+                        found.append(error(at, f"pattern {value!r} does not compile: {exc}"))
+                elif key == "x-faker":
+                    method = value.get("method") if isinstance(value, dict) else None
+                    if not isinstance(method, str) or not faker_has(method):
+                        found.append(error(at, f"x-faker needs a method Faker has (such as {{method: company}}), "
+                                               f"not {value!r}"))
+                elif key not in ("example", "examples", "default", "enum", "const"):
+                    stack.append((value, at))
+        elif isinstance(node, list):
+            stack.extend((v, (*path, i)) for i, v in enumerate(node))
+    return found
 
 
 def _stateful_collections_only(operations: list[Operation]) -> list[Operation]:

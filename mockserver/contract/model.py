@@ -181,7 +181,7 @@ class RequestId:
 class Contract:
     """The whole loaded contract; immutable and shared by everything that serves requests."""
 
-    spec_dir: Path
+    source: Path  # the (first) document it was compiled from
     title: str
     description: str | None
     operations: tuple[Operation, ...]
@@ -191,6 +191,9 @@ class Contract:
     tenancy_header: str | None = None
     error_style: str = "api-error"  # the contract's ApiError shape, or "problem": RFC 9457 problem details
     events: Mapping[str, dict[str, Any]] = field(default_factory=dict)  # object type -> data of its events
+    # Whether a nullable answer field is null unless the contract says how to make a value
+    # (x-faker, a default); else every field gets a value, as most documents expect.
+    null_when_unsaid: bool = False
 
     def write_only_fields(self) -> frozenset[str]:
         """Names of request fields marked ``writeOnly`` anywhere: never echoed, logged or journaled."""
