@@ -125,6 +125,13 @@ class Engine:
             for op in contract.operations
         }
         # What an update may change: the fields a response echoes from the request.
+        # Prefer: dynamic=false answers examples and defaults where the document has them.
+        self.static_plans = {
+            key: BodyPlan(op.responses[key[1]].schema,
+                          op.request_body.schema if op.request_body else None,
+                          dynamic=False, prefer_null=contract.null_when_unsaid)
+            for op in contract.operations for key in [(op.operation_id, st) for st in op.responses if 200 <= st < 300]
+        }
         self.updatable = {op_id: [name for name, _ in plan.echoed] for (op_id, _), plan in self.plans.items()}
         self.auth_hints = {op.operation_id: _auth_hint(op) for op in contract.operations}
         if self.options.strict:  # compiled now, not on the first strict request
@@ -188,8 +195,24 @@ class Engine:
             return self._error_answer(failure, rid, op_id)
         status = rule.respond.status if rule is not None else self.success[op_id]
         ok, body = req.json()
-        done = await self.perform(op, params, req, body if ok else None, status,
-                                  rule.respond.body if rule else None, generator)
+        override = rule.respond.body if rule else None
+        static = False
+        example: Any = None
+        if "prefer" in req.headers:  # Prism's conventions: Prefer: example=NAME, dynamic=false
+            wanted = _prefer_example_or_static(req.headers["prefer"])
+            if wanted is not None:
+                name, static = wanted
+                if name is not None:
+                    examples = op.responses[status].examples if status in op.responses else {}
+                    if name not in examples:
+                        listed = ", ".join(sorted(examples)) or "none"
+                        return self._error_answer(problem(400, message=f"Prefer: example={name} is not an example of "
+                                                                       f"{op_id} {status}; its examples: {listed}"),
+                                                  rid, op_id)
+                    example = examples[name]
+                    if isinstance(example, dict):  # a created resource is stored as answered
+                        override = deep_merge(override or {}, example)
+        done = await self.perform(op, params, req, body if ok else None, status, override, generator, static)
         if isinstance(done, ApiProblem):
             if rule is not None and choice is not None and scenario_name != "Prefer":
                 self.book.refund(choice, rule)  # the scripted success did not answer
@@ -197,6 +220,8 @@ class Engine:
         status, out = done
         if rule is not None and rule.respond.body and 200 <= status < 300 and isinstance(out, dict):
             out = deep_merge(out, rule.respond.body)
+        if example is not None:
+            out = deep_merge(out, example) if isinstance(out, dict) and isinstance(example, dict) else example
         return scripted_answer(status, out, rid, op_id, scenario_name, rule,
                                self.content_types.get((op_id, status), "application/json"))
 
@@ -204,13 +229,13 @@ class Engine:
 
     async def perform(self, op: Operation, params: Mapping[str, str], req: MockRequest, body: Any,
                       status: int, override: Mapping[str, Any] | None = None,
-                      generator: Generator | None = None) -> tuple[int, Any] | ApiProblem:
+                      generator: Generator | None = None, static: bool = False) -> tuple[int, Any] | ApiProblem:
         """Do what the operation's behaviour says; (status, body) or an ApiProblem.
 
         ``override`` is a scripted body: a created resource is stored as it was answered.
         Nothing is stored for a request that started before the last reset.
         """
-        plan = self.plans.get((op.operation_id, status))
+        plan = (self.static_plans if static else self.plans).get((op.operation_id, status))
         behaviour = op.behaviour
         if behaviour is None or behaviour.kind == "create":
             out = plan.render(generator or self.generator, body) if plan else None
@@ -440,6 +465,19 @@ class ActionCall:
 
 def _positive(value: str | None, default: int) -> int:
     return int(value) if value is not None and value.isdigit() and int(value) > 0 else default
+
+
+_PREFER_EXAMPLE = re.compile(r"(?:^|[,;\s])example=([^,;\s]+)")
+_PREFER_DYNAMIC = re.compile(r"(?:^|[,;\s])dynamic=(true|false)\b")
+
+
+def _prefer_example_or_static(prefer: str) -> tuple[str | None, bool] | None:
+    """(example name or None, static?) from a Prefer header, or None when it asks for neither."""
+    example = _PREFER_EXAMPLE.search(prefer)
+    dynamic = _PREFER_DYNAMIC.search(prefer)
+    if example is None and dynamic is None:
+        return None
+    return (example.group(1) if example else None), (dynamic is not None and dynamic.group(1) == "false")
 
 
 def _way(scheme: Any) -> str:

@@ -167,3 +167,15 @@ def test_diff_reports_breaking_changes_and_exits_1(tmp_path):
     assert report["breaking"] >= 1
     assert any(c["kind"] == "property-removed" and "url" in c["location"] for c in report["changes"])
     assert cli("diff", "bundled", "bundled")[0] == 0
+
+
+async def test_prefer_example_and_static_answers(pets):
+    created = await answered(await pets.post("/pets", json={"name": "Max"}, headers=KEY), "createPet", 201)
+    resp = await pets.get(f"/pets/{created['id']}", headers={**KEY, "Prefer": "example=rex"})
+    body = await answered(resp, "getPet", 200)
+    assert body["name"] == "Rex" and body["tag"] == "dog"
+    body = await problem(await pets.get(f"/pets/{created['id']}", headers={**KEY, "Prefer": "example=nope"}), 400)
+    assert "rex" in body["detail"]
+    static = await answered(await pets.post("/pets", json={"name": "Tom"}, headers={**KEY, "Prefer": "dynamic=false"}),
+                            "createPet", 201)
+    assert static["tag"] == "cat"  # the example the schema gives, not a generated string
