@@ -172,15 +172,20 @@ def line_of(text: str, path: Sequence[str | int]) -> int | None:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError:
         return None
+    return line_in(node, path)
+
+
+def line_in(root: Any, path: Sequence[str | int], key: bool = False) -> int | None:
+    """1-based line of the node at ``path`` in a composed YAML node tree (of its key with
+    ``key=True``: a block value starts a line later); a missing step stops at its parent."""
+    node = root
     if node is None:
         return None
-    for step in path:
+    for depth, step in enumerate(path, 1):
         child = None
         if isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
-                if key.value == str(step):
-                    child = value
-                    break
+            at_key = key and depth == len(path)
+            child = next(((k if at_key else v) for k, v in node.value if k.value == str(step)), None)
         elif isinstance(node, yaml.SequenceNode) and isinstance(step, int) and 0 <= step < len(node.value):
             child = node.value[step]
         if child is None:

@@ -43,7 +43,7 @@ from jsonpath_rfc9535 import compile as compile_jsonpath
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
-from ..errors import LoadError, LoadErrors, format_path
+from ..errors import LoadError, LoadErrors, format_path, line_in
 
 __all__ = ["Action", "Overlay", "apply", "load_overlay"]
 
@@ -149,20 +149,7 @@ class _Lines:
 
     def of(self, path: Sequence[str | int], key: bool = False) -> int | None:
         """Line of the value at ``path`` (of its key with ``key=True``: a block value starts a line later)."""
-        node = self.root
-        if node is None:
-            return None
-        for depth, step in enumerate(path, 1):
-            child = None
-            if isinstance(node, yaml.MappingNode):
-                at_key = key and depth == len(path)
-                child = next(((k if at_key else v) for k, v in node.value if k.value == str(step)), None)
-            elif isinstance(node, yaml.SequenceNode) and isinstance(step, int) and 0 <= step < len(node.value):
-                child = node.value[step]
-            if child is None:
-                break
-            node = child
-        return node.start_mark.line + 1
+        return line_in(self.root, path, key)
 
 
 def _parse(path: Path, text: str) -> tuple[Any, _Lines]:
