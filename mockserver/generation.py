@@ -920,6 +920,9 @@ class _Compiler:
     def _integer(self, node: Mapping[str, Any]) -> Maker:
         lo, hi = _integer_bounds(node)
         lo, hi = _default_range(lo, hi, node.get("format"))
+        # OpenAPI's int32/int64 bound the value as much as minimum/maximum do.
+        least, most = _FORMAT_RANGES.get(node.get("format"), (lo, hi))
+        lo, hi = max(lo, least), min(hi, most)
         if lo > hi:
             raise self.fail(f"no integer lies within the bounds of {_bounds_text(node)}")
         step = node.get("multipleOf")
@@ -1427,6 +1430,9 @@ def _number_bounds(node: Mapping[str, Any]) -> tuple[Any, bool, Any, bool]:
     if isinstance(ex, (int, float)) and not isinstance(ex, bool) and (hi is None or ex <= hi):
         hi, hi_open = ex, True
     return lo, lo_open, hi, hi_open
+
+
+_FORMAT_RANGES = {"int32": (-2**31, 2**31 - 1), "int64": (-2**63, 2**63 - 1)}
 
 
 def _default_range(lo: Any, hi: Any, fmt: Any) -> tuple[Any, Any]:

@@ -28,8 +28,6 @@ import json
 import re
 from typing import Any, Iterable, Mapping
 
-from jsonschema import Draft202012Validator
-
 from .answers import PROBLEM
 from .contract import Contract, Operation
 
@@ -115,10 +113,11 @@ def _operation(op: Operation, request_id_name: str, request_id_header: dict[str,
             }
             if param.description:
                 entry["description"] = param.description
-            # Only where they differ from OpenAPI's defaults for the location.
+            # Only where they differ from OpenAPI's defaults for the location. Explode is only
+            # read for query and cookie values (repeated keys or one comma-separated value).
             if param.style != _DEFAULT_STYLE[location]:
                 entry["style"] = param.style
-            if param.explode != (param.style == "form"):
+            if location in ("query", "cookie") and param.explode != (param.style == "form"):
                 entry["explode"] = param.explode
             parameters.append(entry)
     responses = {}
@@ -165,8 +164,9 @@ def _non_empty_segment(schema: Any) -> Any:
     if kinds is not None and "string" not in ([kinds] if isinstance(kinds, str) else kinds):
         return schema
     out = {**schema, "minLength": max(int(schema.get("minLength", 0)), 1)}
-    if "default" in out and not Draft202012Validator(out).is_valid(out["default"]):
-        del out["default"]  # a path parameter's default is never used; an invalid one only misleads
+    # A path parameter's default is never used; one the router cannot match only misleads.
+    if out.get("default") == "":
+        del out["default"]
     return out
 
 
@@ -183,7 +183,7 @@ class _Components:
         for schema, hint in roots:
             self._count(schema, hint, seen, hints, order)
         for node in order:
-            if seen[id(node)] > 1 and "$defs" not in node and _size(node) >= _HOIST_MIN_CHARS:
+            if seen[id(node)] > 1 and "$defs" not in node and _worth_a_name(node):
                 self.refs[id(node)] = self._name(hints[id(node)])
                 self._keep.append(node)
         for node in self._keep:
@@ -261,8 +261,10 @@ class _Components:
         return _split_nullable_format(out)
 
 
-def _size(node: Any) -> int:
-    return len(json.dumps(node, default=str))
+def _worth_a_name(node: Any) -> bool:
+    """Large enough to refer to, and free of references to a ``$defs`` it would leave behind."""
+    text = json.dumps(node, default=str)
+    return len(text) >= _HOIST_MIN_CHARS and '"#/$defs/' not in text
 
 
 def _camel(name: str) -> str:
