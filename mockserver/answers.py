@@ -7,12 +7,11 @@ turns it into HTTP. This module imports no aiohttp.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 
+from . import jsoncodec
 from .errors import ApiProblem
 
 _MALFORMED = b'{"type": "API_ERROR", "code": '
@@ -73,13 +72,9 @@ def scripted_answer(status: int, value: Any, request_id: str, operation: str | N
         raw = dump(value)
     return MockResponse(status=status, body=raw, request_id=request_id, headers=respond.headers,
                         delay_ms=respond.delay_ms, fault=respond.fault, operation=operation,
-                        scenario=scenario, rule=rule.label)
+                        scenario=scenario, rule=rule.label, content_type=content_type or "application/json")
 
 
 def dump(value: Any) -> bytes:
-    """Compact UTF-8 JSON. orjson is several times faster than the standard library here;
-    the fallback covers what it refuses (integers beyond 64 bits in a scenario file)."""
-    try:
-        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
-    except TypeError:
-        return json.dumps(value, separators=(",", ":")).encode("ascii")
+    """Compact UTF-8 JSON, exact for every integer."""
+    return jsoncodec.dumps(value)

@@ -17,7 +17,7 @@ import os
 import sys
 from ipaddress import ip_address
 from pathlib import Path
-from typing import Sequence, TextIO
+from typing import Any, Sequence, TextIO
 
 from . import __version__, logs, openapi
 from .app import build_mock, create_app
@@ -200,14 +200,18 @@ def _describe(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.command == "openapi":
         print(json.dumps(openapi.document(contract), indent=2), file=out)
         return 0
-    rows = [(op.method, op.path, op.operation_id,
-             op.behaviour.kind + (f" {op.behaviour.action}" if op.behaviour.action else "") if op.behaviour else "generate",
-             op.behaviour_source or ("spec" if op.behaviour else "-"))
+    rows = [(op.method, op.path, op.operation_id, _behaviour(op),
+             op.behaviour_source or ("spec" if op.behaviour else "convention" if op.parent else "-"))
             for op in sorted(contract.operations, key=lambda o: (o.path, o.method))]
     widths = [max(len(r[i]) for r in rows + [("METHOD", "PATH", "OPERATION", "BEHAVIOUR", "FROM")]) for i in range(5)]
     for row in [("METHOD", "PATH", "OPERATION", "BEHAVIOUR", "FROM"), *rows]:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip(), file=out)
     return 0
+
+
+def _behaviour(op: Any) -> str:
+    kind = op.behaviour.kind + (f" {op.behaviour.action}" if op.behaviour.action else "") if op.behaviour else "generate"
+    return kind + (f" (404 unless {op.parent[1]} is stored)" if op.parent else "")
 
 
 def _report(exc: LoadError | LoadErrors, err: TextIO) -> None:

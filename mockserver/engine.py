@@ -27,7 +27,7 @@ from .errors import (
     from_violations,
     problem,
 )
-from .generation import BodyPlan, Generator, unseeded_token
+from .generation import Generator, response_plan, unseeded_token
 from .scenarios import (
     Choice,
     Respond,
@@ -36,8 +36,8 @@ from .scenarios import (
     Subject,
     UnknownScenario,
     deep_merge,
-    default_problem,
     fingerprint,
+    scripted_body,
 )
 from .state import Epoch
 from .state.store import MemoryStore, ResourceStore, Stored
@@ -108,9 +108,8 @@ class Engine:
         for path, operations in items.items():
             self.path_items.setdefault(path.count("/"), []).append(operations)
         self.plans = {
-            (op.operation_id, status): BodyPlan(resp.schema, op.request_body.schema if op.request_body else None,
-                                                prefer_null=contract.null_when_unsaid)
-            for op in contract.operations for status, resp in op.responses.items() if 200 <= status < 300
+            (op.operation_id, status): response_plan(op, status, prefer_null=contract.null_when_unsaid)
+            for op in contract.operations for status in op.responses if 200 <= status < 300
         }
         self.store: ResourceStore = store if store is not None else MemoryStore(self.options.store_limit)
         self._tenants: dict[tuple[str, str], str] = {}
@@ -127,10 +126,8 @@ class Engine:
         # What an update may change: the fields a response echoes from the request.
         # Prefer: dynamic=false answers examples and defaults where the document has them.
         self.static_plans = {
-            key: BodyPlan(op.responses[key[1]].schema,
-                          op.request_body.schema if op.request_body else None,
-                          dynamic=False, prefer_null=contract.null_when_unsaid)
-            for op in contract.operations for key in [(op.operation_id, st) for st in op.responses if 200 <= st < 300]
+            (op.operation_id, status): response_plan(op, status, dynamic=False, prefer_null=contract.null_when_unsaid)
+            for op in contract.operations for status in op.responses if 200 <= status < 300
         }
         self.updatable = {op_id: [name for name, _ in plan.echoed] for (op_id, _), plan in self.plans.items()}
         self.auth_hints = {op.operation_id: _auth_hint(op) for op in contract.operations}
@@ -237,6 +234,11 @@ class Engine:
         """
         plan = (self.static_plans if static else self.plans).get((op.operation_id, status))
         behaviour = op.behaviour
+        if op.parent is not None:
+            collection, name = op.parent
+            parent_key = params.get(name, "")
+            if await self.store.get(self.tenant(req.headers), collection, parent_key) is None:
+                return problem(404, RESOURCE_NOT_FOUND, f"No {collection} with id {parent_key!r} here")
         if behaviour is None or behaviour.kind == "create":
             out = plan.render(generator or self.generator, body) if plan else None
             if override and isinstance(out, dict):
@@ -431,11 +433,13 @@ class Engine:
         return rule, (choice.scenario.name if rule is not None else None)
 
     def _scripted_error(self, op: Operation, rule: Rule, scenario: str | None, rid: str) -> MockResponse:
+        """A scripted error in the contract's error shape. A contract without one answers the
+        body the document declares for that status, else RFC 9457 problem details."""
         respond = rule.respond
-        body = default_problem(op, respond.status).body()
-        if respond.body:
-            body = deep_merge(body, respond.body)
-        return scripted_answer(respond.status, body, rid, op.operation_id, scenario, rule)
+        body, content_type = scripted_body(op, respond.status, respond.body, self.generator,
+                                           prefer_null=self.contract.null_when_unsaid,
+                                           problem_style=self.problem_style)
+        return scripted_answer(respond.status, body, rid, op.operation_id, scenario, rule, content_type)
 
     def error_response(self, failure: ApiProblem) -> MockResponse:
         """An ApiError answer outside the pipeline (admin API, oversize bodies, unexpected faults)."""

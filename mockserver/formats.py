@@ -3,7 +3,11 @@
 jsonschema only checks ``uri`` and ``date-time`` when optional packages are
 installed, and silently passes them otherwise. A contract mock that lets a bad URL
 through makes wrong client code pass, so these two are implemented here with the
-standard library and registered on the checker every validator is compiled with.
+standard library and registered on the checker every validator is compiled with, beside
+OpenAPI's integer formats (``int32``, ``int64``: a value outside the range is refused).
+
+The checker starts from Draft 2020-12's own: jsonschema's class-wide table holds every
+draft's checks, and draft 3's ``time`` (no offset) would refuse RFC 3339 times.
 """
 
 from __future__ import annotations
@@ -12,9 +16,28 @@ import ipaddress
 import re
 from datetime import datetime
 
-from jsonschema import FormatChecker
+from jsonschema import Draft202012Validator, FormatChecker
 
-FORMAT_CHECKER = FormatChecker()
+FORMAT_CHECKER = FormatChecker(())
+FORMAT_CHECKER.checkers = dict(Draft202012Validator.FORMAT_CHECKER.checkers)
+
+# OpenAPI's integer formats: the range of a signed two's-complement integer of that width.
+INTEGER_RANGES = {"int32": (-(2 ** 31), 2 ** 31 - 1), "int64": (-(2 ** 63), 2 ** 63 - 1)}
+
+
+def _in_range(name: str) -> None:
+    low, high = INTEGER_RANGES[name]
+
+    def check(value: object) -> bool:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return True
+        return low <= value <= high
+
+    FORMAT_CHECKER.checks(name)(check)
+
+
+for _name in INTEGER_RANGES:
+    _in_range(_name)
 
 _RFC3339 = re.compile(
     r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$"

@@ -62,7 +62,7 @@ from typing import Any
 
 import re._parser as _sre  # type: ignore[import-not-found]  # the stdlib's own parser, as rstr uses
 from faker import Faker
-from jsonschema import Draft202012Validator, FormatChecker
+from jsonschema import Draft202012Validator
 from rstr import Xeger
 
 from .formats import FORMAT_CHECKER
@@ -88,14 +88,7 @@ _SAMPLE_SEED = 20240607
 _SEEDED_EPOCH = int(datetime(2025, 1, 1, tzinfo=timezone.utc).timestamp())
 _YEAR = 365 * 24 * 3600
 
-# Draft 2020-12's format checks, with the stricter ones this project registers (formats.py).
-# Not FORMAT_CHECKER itself: it holds every draft's checks, and draft 3's "time" (no offset)
-# would reject the RFC 3339 times that 2020-12 asks for.
-_FORMAT_CHECKER = FormatChecker(())
-_FORMAT_CHECKER.checkers = {
-    **Draft202012Validator.FORMAT_CHECKER.checkers,
-    **{name: check for name, check in FORMAT_CHECKER.checkers.items() if FormatChecker.checkers.get(name) != check},
-}
+_FORMAT_CHECKER = FORMAT_CHECKER
 
 
 def unseeded_token(prefix: str, length: int) -> str:
@@ -202,20 +195,21 @@ class BodyPlan:
 
     def __init__(self, response_schema: Mapping[str, Any],
                  request_schema: Mapping[str, Any] | None = None, dynamic: bool = True,
-                 prefer_null: bool = True) -> None:
-        key = (id(response_schema), id(request_schema), dynamic, prefer_null)
+                 prefer_null: bool = True, server_owned: frozenset[str] = frozenset()) -> None:
+        """``server_owned``: answer fields never taken from the request (such as a created id)."""
+        key = (id(response_schema), id(request_schema), dynamic, prefer_null, server_owned)
         kept = _PLANS.get(key)
         if kept is not None and kept[0] is response_schema and kept[1] is request_schema:
             _PLANS.move_to_end(key)
             self.__dict__.update(kept[2].__dict__)
             return
-        self._build(response_schema, request_schema, dynamic, prefer_null)
+        self._build(response_schema, request_schema, dynamic, prefer_null, server_owned)
         _PLANS[key] = (response_schema, request_schema, self)  # holds the schemas: their ids stay theirs
         if len(_PLANS) > _PLANS_KEPT:
             _PLANS.popitem(last=False)
 
     def _build(self, response_schema: Mapping[str, Any], request_schema: Mapping[str, Any] | None,
-               dynamic: bool, prefer_null: bool) -> None:
+               dynamic: bool, prefer_null: bool, server_owned: frozenset[str]) -> None:
         request_props = (request_schema or {}).get("properties", {})
         self.dynamic = dynamic
         self.template: dict[str, Any] = {}
@@ -235,7 +229,7 @@ class BodyPlan:
                     continue  # never answered; a required one is kept, or the body would be invalid
                 incoming = request_props.get(name)
                 echo = (
-                    incoming is not None
+                    incoming is not None and name not in server_owned
                     and not _flag(prop, "readOnly") and not _flag(prop, "writeOnly")
                     and not _flag(incoming, "readOnly") and not _flag(incoming, "writeOnly")
                 )
@@ -272,7 +266,13 @@ class BodyPlan:
         return body
 
 
-_PLANS: OrderedDict[tuple[int, int, bool, bool], tuple[Any, Any, BodyPlan]] = OrderedDict()
+_PLANS: OrderedDict[tuple[int, int, bool, bool, frozenset[str]], tuple[Any, Any, BodyPlan]] = OrderedDict()
+
+
+def response_plan(op: Any, status: int, dynamic: bool = True, prefer_null: bool = True) -> BodyPlan:
+    """The plan of an operation's answer with ``status`` (a success the operation declares)."""
+    return BodyPlan(op.responses[status].schema, op.request_body.schema if op.request_body else None,
+                    dynamic=dynamic, prefer_null=prefer_null, server_owned=op.server_owned)
 _PLANS_KEPT = 512
 _MAKERS: dict[tuple[int, bool, bool, bool, bool], tuple[Any, Maker]] = {}
 _MAKERS_KEPT = 20_000

@@ -31,7 +31,8 @@ import yaml
 
 from .contract import Contract, Operation, deepest_error, shipped_validator
 from .errors import LoadError, LoadErrors, default_for, format_path, forbidden_message, line_of, problem
-from .generation import BodyPlan, Generator, sample_generator
+from .answers import PROBLEM
+from .generation import BodyPlan, Generator, response_plan, sample_generator
 
 log = logging.getLogger("mockserver.scenarios")
 
@@ -390,8 +391,11 @@ class ScriptChecker:
         for op in operations:
             if respond.status not in op.responses:
                 continue
-            merged = scripted_body(op, respond.status, respond.body, self.generator,
-                                   prefer_null=self.contract.null_when_unsaid)
+            merged, media = scripted_body(op, respond.status, respond.body, self.generator,
+                                          prefer_null=self.contract.null_when_unsaid,
+                                          problem_style=self.contract.error_style == "problem")
+            if media == PROBLEM and not op.responses[respond.status].content_type:
+                continue  # the document declares no body here: problem details say what went wrong
             errors = sorted(op.responses[respond.status].validator.iter_errors(merged),
                             key=lambda e: list(map(str, e.absolute_path)))
             if errors:
@@ -423,16 +427,24 @@ def _could_answer(op: Operation, match: Match | None) -> bool:
     return True
 
 
-def scripted_body(op: Operation, status: int, override: Mapping[str, Any] | None,
-                  generator: Generator, request_body: Any = None, prefer_null: bool = True) -> Any:
-    """The body of a scripted answer: the override merged over what the contract would give."""
+def scripted_body(op: Operation, status: int, override: Mapping[str, Any] | None, generator: Generator,
+                  request_body: Any = None, prefer_null: bool = True,
+                  problem_style: bool = False) -> tuple[Any, str | None]:
+    """The body of a scripted answer and its media type: the override merged over what the
+    contract would give. A success is generated from its schema; an error takes the
+    contract's error shape, or for a contract without one the body the document declares
+    for that status, else RFC 9457 problem details."""
+    declared = op.responses.get(status)
+    media = declared.content_type if declared is not None else "application/json"
     if 200 <= status < 300:
-        base = BodyPlan(op.responses[status].schema, op.request_body.schema if op.request_body else None,
-                        prefer_null=prefer_null).render(
-            generator, request_body)
+        base = response_plan(op, status, prefer_null=prefer_null).render(generator, request_body)
+    elif not problem_style:
+        base, media = default_problem(op, status).body(), "application/json"
+    elif declared is not None and declared.content_type:
+        base = BodyPlan(declared.schema, prefer_null=prefer_null).render(generator)
     else:
-        base = default_problem(op, status).body()
-    return deep_merge(base, override) if override else base
+        base, media = default_problem(op, status).problem_details(), PROBLEM
+    return (deep_merge(base, override) if override else base), media
 
 
 def default_problem(op: Operation | None, status: int):

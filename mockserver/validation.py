@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 from typing import Any, Iterable, Mapping
 
-import orjson
 from jsonschema.exceptions import ValidationError
 
+from . import jsoncodec
 from .contract import ObjectParts, Operation, Parameter
 from .errors import INVALID_FIELD, MISSING_FIELD, Violation, format_path
 
@@ -25,13 +25,12 @@ _TYPE_NAMES = {
 def parse_json(raw: bytes) -> tuple[bool, Any]:
     """(True, value) for a well-formed UTF-8 JSON text, else (False, None). Never raises.
 
-    orjson is strict where the standard library is lenient: it refuses NaN and
-    Infinity, lone surrogates, integers beyond 64 bits and nesting deeper than
-    1024, none of which a JSON API can rely on.
+    NaN and Infinity, lone surrogates and nesting deeper than 1024 are refused, none of
+    which a JSON API can rely on; every integer is read exactly, however long.
     """
     try:
-        return True, orjson.loads(raw)
-    except (orjson.JSONDecodeError, RecursionError):
+        return True, jsoncodec.loads(raw)
+    except (ValueError, RecursionError):
         return False, None
 
 

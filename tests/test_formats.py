@@ -46,3 +46,43 @@ def test_bad_date_times_are_rejected(value):
 
 def test_null_date_time_is_allowed():
     assert not body_violations(CREATE, minimal(secret_rolled_at=None))
+
+
+@pytest.mark.parametrize(("fmt", "value", "ok"), [
+    ("int32", 2 ** 31 - 1, True), ("int32", 2 ** 31, False), ("int32", -(2 ** 31), True), ("int32", -(2 ** 31) - 1, False),
+    ("int64", 2 ** 63 - 1, True), ("int64", 2 ** 63, False), ("int64", -(2 ** 63) - 1, False), ("int64", 2 ** 70, False),
+])
+def test_integer_formats_are_ranges_on_both_validators(fmt, value, ok):
+    from mockserver.contract.model import Validator
+
+    schema = {"type": "object", "properties": {"n": {"type": "integer", "format": fmt, "minimum": -(2 ** 80)}}}
+    fast = Validator(schema, fast=True)
+    assert fast.fast  # the compiled path takes integer formats too
+    assert fast.is_valid({"n": value}) is ok
+    assert fast.reference.is_valid({"n": value}) is ok
+
+
+def test_draft_2020_12_time_wants_an_offset():
+    from mockserver.formats import FORMAT_CHECKER
+
+    assert FORMAT_CHECKER.conforms("12:00:00Z", "time")
+    assert not FORMAT_CHECKER.conforms("12:00:00", "time")
+
+
+@pytest.mark.parametrize("text", [b"18446744073709551616", b"-9223372036854775809", b"[123456789012345678901234567890]"])
+def test_integers_of_any_length_are_read_exactly(text):
+    import json
+
+    from mockserver import jsoncodec
+    from mockserver.validation import parse_json
+
+    ok, value = parse_json(text)
+    assert ok and value == json.loads(text)
+    assert jsoncodec.dumps(value) == text
+
+
+@pytest.mark.parametrize("text", [b"NaN", b"[Infinity]", b"1e400", b'{"a": 1234567890123456789012, "b": NaN}'])
+def test_what_json_does_not_allow_is_refused(text):
+    from mockserver.validation import parse_json
+
+    assert parse_json(text) == (False, None)

@@ -91,9 +91,36 @@ async def test_query_arrays_and_cookie_parameters_are_checked(pets):
     await problem(await pets.get("/pets/1/family", headers=KEY), 400)
     body = await problem(await pets.get("/pets/1/family", headers={**KEY, "Cookie": "session=ab"}), 400)
     assert body["errors"][0]["field"] == "session"
-    tree = await answered(await pets.get("/pets/1/family", headers={**KEY, "Cookie": "session=abc"}),
+    created = await answered(await pets.post("/pets", json={"name": "Rex"}, headers=KEY), "createPet", 201)
+    tree = await answered(await pets.get(f"/pets/{created['id']}/family", headers={**KEY, "Cookie": "session=abc"}),
                           "getFamily", 200)
     assert isinstance(tree["name"], str)
+
+
+async def test_an_operation_under_an_item_answers_404_when_the_item_is_unknown_or_deleted(pets):
+    cookie = {**KEY, "Cookie": "session=abc"}
+    await problem(await pets.get("/pets/1/family", headers=cookie), 404)
+    created = await answered(await pets.post("/pets", json={"name": "Rex"}, headers=KEY), "createPet", 201)
+    await answered(await pets.get(f"/pets/{created['id']}/family", headers=cookie), "getFamily", 200)
+    assert (await pets.delete(f"/pets/{created['id']}", headers=KEY)).status in (200, 204)
+    await problem(await pets.get(f"/pets/{created['id']}/family", headers=cookie), 404)
+
+
+async def test_a_client_never_chooses_the_id_of_what_it_creates_or_updates(make_client):
+    """The vendor's create and update bodies have an ``id``; the mock decides it all the same."""
+    client = await make_client(openapi=[DATA / "vendor" / "configuration-api.webhooks.json"], overlays=["solvimon"],
+                               scenarios_dir=None)
+    key = {"X-API-KEY": "k"}
+    resp = await client.post("/v1/webhooks", json={"id": ".", "name": "n", "reference": "r", "url": "https://a.example"}, headers=key)
+    created = await resp.json()
+    assert resp.status in (200, 201), created
+    assert created["id"] not in (".", None, "None")
+    resp = await client.patch(f"/v1/webhooks/{created['id']}", json={"id": "other", "name": "m"}, headers=key)
+    updated = await resp.json()
+    assert resp.status == 200, updated
+    assert updated["id"] == created["id"] and updated["name"] == "m"
+    assert (await client.get("/v1/webhooks/other", headers=key)).status == 404
+    assert (await client.get(f"/v1/webhooks/{created['id']}", headers=key)).status == 200
 
 
 def test_openapi_3_0_is_read_as_json_schema_2020_12():
@@ -115,7 +142,8 @@ def test_routes_names_each_behaviour_and_where_it_came_from():
     rows = {tuple(line.split()[:2]): line.split()[2:] for line in out.getvalue().splitlines()[1:]}
     assert rows[("POST", "/pets")] == ["createPet", "create", "convention"]
     assert rows[("GET", "/pets/{petId}")] == ["getPet", "read", "convention"]
-    assert rows[("GET", "/pets/{petId}/family")] == ["getFamily", "generate", "-"]
+    assert rows[("GET", "/pets/{petId}/family")] == ["getFamily", "generate", "(404", "unless", "petId", "is",
+                                                      "stored)", "convention"]
 
 
 VENDOR = DATA / "vendor"
@@ -179,3 +207,21 @@ async def test_prefer_example_and_static_answers(pets):
     static = await answered(await pets.post("/pets", json={"name": "Tom"}, headers={**KEY, "Prefer": "dynamic=false"}),
                             "createPet", 201)
     assert static["tag"] == "cat"  # the example the schema gives, not a generated string
+
+
+async def test_an_integer_beyond_64_bits_is_kept_exactly(pets):
+    big = 2 ** 64 + 1
+    resp = await pets.post("/pets", data=f'{{"name": "Big", "age": {big}}}', headers={**KEY, "Content-Type": "application/json"})
+    text = await resp.text()
+    assert resp.status == 201, text
+    assert json.loads(text)["age"] == big
+    stored = await pets.get(f"/pets/{json.loads(text)['id']}", headers=KEY)
+    assert json.loads(await stored.text())["age"] == big
+
+
+async def test_a_scripted_error_in_a_contract_without_an_error_shape_is_problem_details(make_client, tmp_path):
+    (tmp_path / "down.yaml").write_text("name: down\nrules:\n  - match: {method: GET, path: /pets/1}\n"
+                                        "    respond: {status: 404}\n")
+    client = await make_client(openapi=[PETSTORE], scenarios_dir=tmp_path, scenario="down")
+    body = await problem(await client.get("/pets/1", headers=KEY), 404)
+    assert body["status"] == 404 and body["title"] == "Not Found" and body["code"] == "RESOURCE_NOT_FOUND"

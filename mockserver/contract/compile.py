@@ -138,11 +138,22 @@ def _check_extensions(doc: Document) -> list[LoadError]:
 
 def _stateful_collections_only(operations: list[Operation]) -> list[Operation]:
     """Conventions keep state only for collections something creates: without a create, a read
-    would always be a 404 and a list always empty, where a generated answer serves better."""
+    would always be a 404 and a list always empty, where a generated answer serves better.
+    An operation under an item of such a collection (``/things/{id}/archive``) answers 404
+    when that item is unknown, unless its behaviour already reads the item itself."""
     created = {op.behaviour.collection for op in operations
                if op.behaviour is not None and op.behaviour.kind == "create"}
-    return [op if op.behaviour_source != "convention" or op.behaviour.collection in created
-            else _with(op, behaviour=None, behaviour_source=None) for op in operations]
+    out = []
+    for op in operations:
+        if op.behaviour_source == "convention" and op.behaviour.collection not in created:
+            op = _with(op, behaviour=None, behaviour_source=None)
+        parent = conventions.parent_of(op.path)
+        reads_it = (op.behaviour is not None and parent is not None and op.behaviour.key == parent[1]
+                    and op.behaviour.collection == parent[0])
+        if parent is not None and parent[0] in created and not reads_it:
+            op = _with(op, parent=parent)
+        out.append(op)
+    return out
 
 
 class _Compiler:

@@ -54,6 +54,16 @@ def infer(op: Operation) -> Behaviour | None:
     return None
 
 
+def parent_of(path: str) -> tuple[str, str] | None:
+    """(collection, path parameter) of the item a path lies under: ``/things/{id}/archive`` ->
+    (``/things``, ``id``); the innermost one when items nest. None for a collection or an item."""
+    segments = path.strip("/").split("/")
+    for i in range(len(segments) - 2, 0, -1):
+        if _PARAM.match(segments[i]) and not _PARAM.match(segments[i - 1]):
+            return collection_of("/" + "/".join(segments[:i])), segments[i][1:-1]
+    return None
+
+
 def behaviour_from(spec: Any, op: Operation, error: Callable[[Sequence[Any], str], LoadError],
                    where: Sequence[Any]) -> Behaviour:
     """A behaviour an overlay names (``x-mock: {behaviour: {...}}``), checked against the operation."""

@@ -19,7 +19,7 @@ from fastjsonschema import JsonSchemaValueException
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
-from ..formats import FORMAT_CHECKER, is_date_time, is_uri
+from ..formats import FORMAT_CHECKER, INTEGER_RANGES, is_date_time, is_uri
 # Keys whose values are data, not subschemas: never walked for $ref.
 _DATA_KEYWORDS = frozenset({"const", "enum", "default", "examples", "example", "x-faker"})
 # Keys that only annotate; a $ref sibling with one of these overrides the target.
@@ -159,6 +159,16 @@ class Operation:
     behaviour: Behaviour | None = None
     cookie_params: Mapping[str, Parameter] = field(default_factory=dict)
     behaviour_source: str | None = None  # "convention", an overlay's name, or the spec file
+    # (collection, path parameter) of the stored resource this path lies under, as in
+    # ``/things/{id}/archive``: unknown or deleted, the operation answers 404.
+    parent: tuple[str, str] | None = None
+
+    @property
+    def server_owned(self) -> frozenset[str]:
+        """Answer fields the mock decides and a client never sets: the stored resource's id."""
+        if self.behaviour is not None and self.behaviour.id_field and self.behaviour.kind in ("create", "update"):
+            return frozenset({self.behaviour.id_field})
+        return frozenset()
 
     def match_path(self, path: str) -> dict[str, str] | None:
         """Decoded path parameters if the raw ``path`` fits this operation's template, else None.
@@ -313,7 +323,7 @@ _FAST_KEYWORDS = frozenset({
     "format", "allOf", "anyOf", "oneOf", "not", "minItems", "maxItems", "uniqueItems", "minProperties",
     "maxProperties", "propertyNames", "patternProperties",
 }) | _ANNOTATIONS | {"examples", "example"}
-_FAST_FORMATS = frozenset({"uri", "date-time"})
+_FAST_FORMATS = frozenset({"uri", "date-time", *INTEGER_RANGES})
 
 
 def _compile_fast(schema: Mapping[str, Any]) -> Callable[[Any], Any] | None:
@@ -321,7 +331,7 @@ def _compile_fast(schema: Mapping[str, Any]) -> Callable[[Any], Any] | None:
         return None
     try:
         return fastjsonschema.compile(
-            {"$schema": "http://json-schema.org/draft-07/schema#", **_escape_class_dollars(schema)},
+            {"$schema": "http://json-schema.org/draft-07/schema#", **_for_fast(schema)},
             formats={"uri": is_uri, "date-time": is_date_time},
             use_default=False,
         )
@@ -329,21 +339,27 @@ def _compile_fast(schema: Mapping[str, Any]) -> Callable[[Any], Any] | None:
         return None
 
 
-def _escape_class_dollars(schema: Any) -> Any:
-    """Escape ``$`` inside character classes of every pattern: same meaning, and fastjsonschema
-    (which turns each unescaped ``$`` into ``\\Z``) can compile it."""
+def _for_fast(schema: Any) -> Any:
+    """The same schema in words fastjsonschema reads alike: ``$`` inside character classes of
+    every pattern escaped (it turns each unescaped ``$`` into ``\\Z``), and an integer format
+    as the range it stands for (its format checks only ever see strings)."""
     if isinstance(schema, list):
-        return [_escape_class_dollars(v) for v in schema]
+        return [_for_fast(v) for v in schema]
     if not isinstance(schema, dict):
         return schema
-    out = {}
+    out: dict[str, Any] = {}
     for key, value in schema.items():
         if key == "pattern" and isinstance(value, str):
             out[key] = _escape_in_classes(value)
+        elif key == "format" and value in INTEGER_RANGES:
+            low, high = INTEGER_RANGES[value]
+            out["allOf"] = [*out.get("allOf", ()), {"minimum": low, "maximum": high}]
+        elif key == "allOf":
+            out[key] = [*_for_fast(value), *out.get("allOf", ())]
         elif key in _DATA_KEYWORDS:
             out[key] = value
         else:
-            out[key] = _escape_class_dollars(value)
+            out[key] = _for_fast(value)
     return out
 
 

@@ -19,7 +19,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Protocol
 
-import orjson
+from .. import jsoncodec
+
 
 Forgotten = Callable[[str, str, str], None]
 
@@ -62,11 +63,11 @@ class _Entry:
 
     def __init__(self, body: dict[str, Any], secrets: dict[str, Any]) -> None:
         # orjson's bytes keep the capacity of its working buffer (about 8 KiB): keep an exact copy
-        self.raw = bytes(memoryview(orjson.dumps(body)))
+        self.raw = bytes(memoryview(jsoncodec.dumps(body)))
         self.secrets = secrets
 
     def read(self) -> Stored:
-        return Stored(orjson.loads(self.raw), dict(self.secrets))
+        return Stored(jsoncodec.loads(self.raw), dict(self.secrets))
 
 
 class MemoryStore:
@@ -119,14 +120,14 @@ class MemoryStore:
         """One page of a tenant's collection (pages count from 1) and the number of pages."""
         entries = list(self._data.get(tenant, {}).get(collection, {}).values())
         if order_by:
-            bodies = sorted((orjson.loads(e.raw) for e in entries), key=lambda item: sort_key(item.get(order_by)),
+            bodies = sorted((jsoncodec.loads(e.raw) for e in entries), key=lambda item: sort_key(item.get(order_by)),
                             reverse=descending)
             chosen, pages = page_of(bodies, number, limit)
             return chosen, pages
         if descending:
             entries.reverse()
         chosen_entries, pages = page_of(entries, number, limit)
-        return [orjson.loads(e.raw) for e in chosen_entries], pages
+        return [jsoncodec.loads(e.raw) for e in chosen_entries], pages
 
     async def everywhere(self, collection: str) -> list[tuple[str, Stored]]:
         """Every stored item of a collection with its tenant (event fan-out)."""
@@ -169,7 +170,7 @@ def sort_key(value: Any) -> tuple[int, Any]:
         return (0, int(value))
     if isinstance(value, (int, float)):
         return (0, value)
-    return (1, str(value)) if isinstance(value, str) else (2, orjson.dumps(value, option=orjson.OPT_SORT_KEYS))
+    return (1, str(value)) if isinstance(value, str) else (2, jsoncodec.dumps(value, sort_keys=True))
 
 
 def page_of(items: Iterable[Any], page: int, limit: int) -> tuple[list[Any], int]:
