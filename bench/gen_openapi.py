@@ -465,8 +465,10 @@ class _Builder:
         self.api_error = self.object_family({BASE: "ApiError"}, ("ApiError",), 0, open_=False, fixed=(
             ("field", {"type": ["string", "null"]}), ("message", {"type": "string"}),
             ("resource_id", {"type": ["string", "null"]})))
-        codes = ["RESOURCE_NOT_FOUND", "RESOURCES_NOT_FOUND", "BAD_REQUEST", "UNAUTHORIZED", "FORBIDDEN",
-                 "CONFLICT", "INTERNAL_ERROR", "VALIDATION_FAILED", "INVALID_FIELD", "MISSING_FIELD"]
+        # The codes every Solvimon API document lists (as the vendor's webhooks document does).
+        codes = ["RESOURCE_NOT_FOUND", "RESOURCES_NOT_FOUND", "UNABLE_TO_PROCESS_INSTRUCTIONS", "BAD_REQUEST",
+                 "UNSUPPORTED_MEDIA_TYPE", "UNSUPPORTED_VERSION", "UNAUTHORISED", "MISSING_FIELD", "INVALID_FIELD",
+                 "INVALID_OPERATION", "INTERNAL_ERROR", "USER_NOT_ALLOWED", "INVALID_REQUEST"]
         for problem in ("NOT_FOUND", "ALREADY_EXISTS", "INVALID_STATE", "LOCKED"):
             codes += [r.singular.replace("-", "_").upper() + "_" + problem for r in self.resources]
         for word, values, shape in (("code", codes[:85], "ref"), ("type", ["API_ERROR", "INVALID_REQUEST"], "ref"),

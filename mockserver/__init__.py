@@ -9,8 +9,9 @@ if TYPE_CHECKING:
     from .app import build_mock, create_app
     from .contract import load_contract
     from .errors import LoadError, LoadErrors
+    from .proxy import create_proxy_app
 
-__all__ = ["create_app", "build_mock", "load_contract", "LoadError", "LoadErrors", "__version__"]
+__all__ = ["create_app", "create_proxy_app", "build_mock", "load_contract", "LoadError", "LoadErrors", "__version__"]
 __version__ = "0.1.0"
 
 # The public names are imported on first use (PEP 562), not here: pytest imports this package
@@ -18,6 +19,7 @@ __version__ = "0.1.0"
 # behind these names (aiohttp, the contract loader, jsonschema, faker) costs ~0.4 s to import.
 _LAZY = {
     "create_app": ".app",
+    "create_proxy_app": ".proxy",
     "build_mock": ".app",
     "load_contract": ".contract",
     "LoadError": ".errors",

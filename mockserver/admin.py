@@ -1,4 +1,4 @@
-"""The ``/__mock/`` routes: health, journal, scenario selection and reset.
+"""The ``/__mock/`` routes: health, journal, scenario selection, reset and (proxy mode) violations.
 
 Admin answers use the contract's ApiError shape for errors, carry a request id
 like every other answer, and draw no randomness from the seeded generator, so a
@@ -20,16 +20,19 @@ from .scenarios import UnknownScenario
 from .validation import media_type_accepted, parse_json
 
 PREFIX = "/__mock"
+# Set by ``mockserver proxy``: its journal holds the contract violations of each exchange.
+PROXY_MODE = web.AppKey("mockserver-proxy-mode", bool)
+_LOCATIONS = ("request", "response")
 ADMIN_BODY_LIMIT = 1024 * 1024
 _WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 def register(app: web.Application, admin_token: str | None = None) -> None:
     """Add every admin route; with ``admin_token`` all but health require it."""
-    guard = _guard(admin_token)
+    guard = guard_with(admin_token)
 
     def wrap(handler: Handler, guarded: bool) -> Handler:
-        handler = _json_writes(handler)
+        handler = json_writes(handler)
         return guard(handler) if guarded else handler
 
     routes: list[tuple[str, str, Handler, bool]] = [
@@ -43,13 +46,14 @@ def register(app: web.Application, admin_token: str | None = None) -> None:
         ("POST", "/reset", reset, True),
         ("POST", "/events", emit_event, True),
         ("GET", "/deliveries", list_deliveries, True),
+        ("GET", "/violations", list_violations, True),
     ]
     allowed: dict[str, list[str]] = {}
     for method, path, handler, guarded in routes:
         app.router.add_route(method, PREFIX + path, wrap(handler, guarded))
         allowed.setdefault(PREFIX + path, []).append(method)
     for path, methods in allowed.items():
-        app.router.add_route("*", path, _not_allowed(methods))
+        app.router.add_route("*", path, not_allowed(methods))
 
 
 def answer(request: web.Request, status: int, value: Any) -> web.Response:
@@ -62,7 +66,7 @@ def failure(request: web.Request, failed: ApiProblem) -> web.Response:
     return to_http(mock.engine.error_response(failed), mock.contract.request_id.header)
 
 
-def _json_writes(handler: Handler) -> Handler:
+def json_writes(handler: Handler) -> Handler:
     """An admin write that carries a body must say it is JSON.
 
     Browsers send ``text/plain`` and form bodies across origins without a preflight; refusing
@@ -79,7 +83,7 @@ def _json_writes(handler: Handler) -> Handler:
     return checked
 
 
-def _guard(token: str | None) -> Callable[[Handler], Handler]:
+def guard_with(token: str | None) -> Callable[[Handler], Handler]:
     def wrap(handler: Handler) -> Handler:
         if token is None:
             return handler
@@ -99,7 +103,7 @@ def _guard(token: str | None) -> Callable[[Handler], Handler]:
     return wrap
 
 
-def _not_allowed(methods: list[str]) -> Handler:
+def not_allowed(methods: list[str]) -> Handler:
     async def handler(request: web.Request) -> web.StreamResponse:
         listed = ", ".join(sorted(methods))
         return failure(request, problem(405, message=f"{request.method} is not allowed on {request.path}; allowed: {listed}",
@@ -151,6 +155,22 @@ async def list_requests(request: web.Request) -> web.Response:
     entries = journal.snapshot(path=request.query.get("path"), method=request.query.get("method"),
                                status=int(status) if status else None)
     return answer(request, 200, {"requests": entries, "dropped": journal.dropped})
+
+
+async def list_violations(request: web.Request) -> web.Response:
+    """Proxy mode: every violation of the contract seen in the journaled exchanges, oldest first."""
+    if not request.app.get(PROXY_MODE, False):
+        return failure(request, problem(404, message=f"{PREFIX}/violations answers in proxy mode only "
+                                                     f"(mockserver proxy --upstream URL); this server is the mock"))
+    status = request.query.get("status")
+    if status is not None and not (status.isascii() and status.isdigit() and len(status) == 3):
+        return failure(request, problem(400, field="status", message="status must be a three-digit HTTP status"))
+    location = request.query.get("location")
+    if location is not None and location not in _LOCATIONS:
+        return failure(request, problem(400, field="location", message="location must be request or response"))
+    found = request.app[MOCK].journal.violations(path=request.query.get("path"), method=request.query.get("method"),
+                                                 status=int(status) if status else None, location=location)
+    return answer(request, 200, {"violations": found, "total": len(found)})
 
 
 async def clear_requests(request: web.Request) -> web.Response:

@@ -12,10 +12,9 @@ from typing import Any
 
 
 from . import jsoncodec
-from .errors import ApiProblem
+from .errors import PROBLEM_DETAILS, ApiProblem, ErrorShape
 
-_MALFORMED = b'{"type": "API_ERROR", "code": '
-PROBLEM = "application/problem+json"
+PROBLEM = PROBLEM_DETAILS.media_type
 
 
 @dataclass(slots=True)
@@ -42,15 +41,11 @@ def json_answer(status: int, value: Any, request_id: str, operation: str | None 
     return MockResponse(status=status, body=dump(value), request_id=request_id, headers=headers, operation=operation)
 
 
-def error_answer(failure: ApiProblem, request_id: str, operation: str | None = None,
-                 problem_details: bool = False) -> MockResponse:
-    """An answer in the contract's error shape, or as RFC 9457 problem details for a contract
-    that has no error shape of its own."""
-    if problem_details:
-        return MockResponse(status=failure.status, body=dump(failure.problem_details()), request_id=request_id,
-                            headers=failure.headers, operation=operation, content_type=PROBLEM)
-    return MockResponse(status=failure.status, body=dump(failure.body()), request_id=request_id,
-                        headers=failure.headers, operation=operation)
+def error_answer(failure: ApiProblem, request_id: str, operation: str | None, shape: ErrorShape) -> MockResponse:
+    """An answer in the contract's error shape (RFC 9457 problem details for a contract
+    that has no error shape of its own)."""
+    return MockResponse(status=failure.status, body=dump(shape.body(failure)), request_id=request_id,
+                        headers=failure.headers, operation=operation, content_type=shape.media_type)
 
 
 def scripted_answer(status: int, value: Any, request_id: str, operation: str | None, scenario: str | None,
@@ -66,8 +61,9 @@ def scripted_answer(status: int, value: Any, request_id: str, operation: str | N
     respond = rule.respond
     if respond.fault == "empty":
         raw = b""
-    elif respond.fault == "malformed":
-        raw = _MALFORMED
+    elif respond.fault == "malformed":  # the first half of what would have been sent: cut off mid-way
+        whole = dump(value)
+        raw = whole[:max(1, len(whole) // 2)]
     else:
         raw = dump(value)
     return MockResponse(status=status, body=raw, request_id=request_id, headers=respond.headers,

@@ -2,7 +2,8 @@
 
 It holds no contract knowledge: it reads the body (bounded), turns the request into
 a :class:`MockRequest`, awaits the engine, applies delays and faults, writes the answer,
-logs one line and records the journal entry (unless a reset came in between).
+logs one line and records the journal entry (unless a reset came in between), which the bus
+then announces to an open dashboard.
 """
 
 from __future__ import annotations
@@ -16,11 +17,11 @@ from typing import Any, AsyncIterator
 
 from aiohttp import web
 
-from . import admin
+from . import admin, dashboard
 from .answers import MockResponse
 from .engine import MockRequest
 from .errors import problem
-from .http import MOCK, ClientGone, guards, read_body, to_http
+from .http import MOCK, ClientGone, guards, query_values, read_body, to_http
 from .logs import ACCESS
 from .mock import Mock, build_mock
 from .settings import Settings
@@ -47,11 +48,27 @@ def create_app(settings: Settings | None = None, *, mock: Mock | None = None, **
                           middlewares=[guards(mock.settings.cors_allow_origins)])
     app[MOCK] = mock
     admin.register(app, mock.settings.admin_token)
+    dashboard.register(app, mock.settings.admin_token)
     app.router.add_route("*", r"/{tail:[\s\S]*}", handle)
     if mock.settings.hot_reload and mock.book.directory is not None:
         app.cleanup_ctx.append(_reload_scenarios)
+    app.cleanup_ctx.append(_warm_up)
     app.on_cleanup.append(_close)
     return app
+
+
+async def _warm_up(app: web.Application) -> AsyncIterator[None]:
+    """Once listening, build what the first request of each operation would otherwise build,
+    one operation at a time between requests (a large document listens seconds sooner)."""
+    async def run() -> None:
+        for _ in app[MOCK].engine.warm_up():
+            await asyncio.sleep(0)
+
+    task = asyncio.create_task(run())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def _close(app: web.Application) -> None:
@@ -79,7 +96,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
     req = MockRequest(
         method=request.method,
         path=request.rel_url.raw_path,  # still percent-encoded: routing, logs and journal see what was sent
-        query={k: v for k, v in request.query.items()},
+        query=query_values(request.query),
         headers={k.lower(): v for k, v in request.headers.items()},
         body=body,
         body_too_large=too_large,
@@ -97,14 +114,23 @@ async def handle(request: web.Request) -> web.StreamResponse:
     duration_ms = (time.perf_counter() - started) * 1000
     if mock.epoch.current(generation):  # a reset in between: this request belongs to no one now
         # A dropped connection has no status: the journal names the fault instead.
-        mock.journal.record(req, dataclasses.replace(resp, status=None) if resp.fault == "reset" else resp,
-                            received_at, duration_ms)
+        recorded = dataclasses.replace(resp, status=None) if resp.fault == "reset" else resp
+        mock.journal.record(req, recorded, received_at, duration_ms)
+        if mock.bus.listening:  # a dashboard is open: only then is the event worth building
+            _announce(mock, recorded)
     if ACCESS.enabled():
         shown = "-" if resp.fault == "reset" else resp.status
         ACCESS.line(f"{req.method} {req.path} {shown} {duration_ms:.1f}ms {resp.request_id}{_what_answered(resp)}")
     if resp.fault == "reset":
         return _reset(request)
     return to_http(resp, header)
+
+
+def _announce(mock: Mock, resp: MockResponse) -> None:
+    try:
+        mock.bus.publish("request", dashboard.request_event(mock, resp))
+    except Exception:  # the dashboard must never cost a request its answer
+        log.exception("could not publish the request event")
 
 
 def _what_answered(resp: MockResponse) -> str:

@@ -1,4 +1,4 @@
-"""Command line: ``mockserver serve`` and ``mockserver check``.
+"""Command line: ``mockserver serve``, ``proxy``, ``check``, ``openapi``, ``routes`` and ``diff``.
 
 ``run(argv, stdout, stderr) -> int`` does all the work so it can be tested without a
 subprocess; ``main()`` only calls ``sys.exit``. Load problems are printed as one
@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import gc
 import json
 import logging
@@ -19,7 +20,7 @@ from ipaddress import ip_address
 from pathlib import Path
 from typing import Any, Sequence, TextIO
 
-from . import __version__, logs, openapi
+from . import __version__, logs, openapi, verify
 from .app import build_mock, create_app
 from .contract import Contract
 from .mock import contract_for
@@ -82,6 +83,35 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", default="INFO", type=str.upper,
                        choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], help="default INFO")
 
+    proxy = commands.add_parser("proxy", help="forward to the real API and report where it breaks the contract")
+    proxy.add_argument("--upstream", required=True, metavar="URL",
+                       help="the API to forward to, such as https://api.example.com (only ever this one)")
+    proxy.add_argument("--upstream-timeout", type=float, default=30.0, metavar="S",
+                       help="seconds the upstream gets to answer; slower is a 502 (default 30)")
+    proxy.add_argument("--record", type=Path, default=None, metavar="DIR",
+                       help="write the upstream's answers to DIR as a scenario that `serve --scenarios-dir DIR` replays")
+    proxy.add_argument("--record-name", default="recorded", metavar="NAME",
+                       help="name of the recorded scenario and its file NAME.yaml (default recorded)")
+    proxy.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
+    proxy.add_argument("--port", type=int, default=8080, help="port (default 8080; 0 picks a free one)")
+    _contract_options(proxy)
+    proxy.add_argument("--seed", type=int, default=None, help="make the secrets written by --record reproducible")
+    proxy.add_argument("--max-body-bytes", type=int, default=1024 * 1024,
+                       help="largest request body passed on (default 1 MiB)")
+    proxy.add_argument("--journal-limit", type=int, default=DEFAULT_LIMIT,
+                       help=f"exchanges kept in the journal (default {DEFAULT_LIMIT})")
+    proxy.add_argument("--admin-token", default=None, help="require this token on /__mock/ routes (not health)")
+    proxy.add_argument("--shutdown-grace", type=float, default=5.0,
+                       help="seconds in-flight requests get to finish on SIGTERM (default 5)")
+    proxy.add_argument("--read-timeout", type=float, default=10.0,
+                       help="seconds a client gets to send its whole body (default 10)")
+    proxy.add_argument("--idle-timeout", type=float, default=15.0,
+                       help="seconds before a connection that sends no complete request is closed (default 15)")
+    proxy.add_argument("--cors-allow-origin", action="append", default=[], metavar="ORIGIN",
+                       help="let web pages of this origin call the proxy (repeatable)")
+    proxy.add_argument("--log-level", default="INFO", type=str.upper,
+                       choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], help="default INFO")
+
     check = commands.add_parser("check", help="check the spec and scenario files, report every problem")
     _common(check)
 
@@ -95,6 +125,7 @@ def _parser() -> argparse.ArgumentParser:
     drift.add_argument("old", help="the older document (a file, or 'bundled' for the bundled webhooks document)")
     drift.add_argument("new", help="the newer document (a file, or 'bundled')")
     drift.add_argument("--format", choices=["table", "json"], default="table", help="default: table")
+    verify.add_parser(commands, _contract_options)
     return parser
 
 
@@ -134,6 +165,10 @@ def run(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr:
         return run_diff(named(args.old), named(args.new), args.format, out, err)
     if args.command in ("openapi", "routes"):
         return _describe(args, out, err)
+    if args.command == "proxy":
+        return _proxy(args, out, err)
+    if args.command == "verify":
+        return verify.run(args, out, err)
     if args.command == "serve" and (problem := _exposure_problem(args)) is not None:
         print(f"mockserver: error: {problem}", file=err)
         return 2
@@ -242,8 +277,38 @@ def _serve(args: argparse.Namespace, scenarios_dir: Path | None, out: TextIO, er
     logging.getLogger("mockserver").debug(
         "loaded %d operation(s) from %s and %d scenario(s)", len(mock.engine.contract.operations),
         mock.engine.contract.source, len(mock.book.scenarios))
-    app = create_app(mock=mock)
+    return _listen(create_app(mock=mock), args, out, err, handler)
 
+
+def _proxy(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """``proxy``: the contract's checks in front of the real API (see ``mockserver.proxy``)."""
+    from .proxy import create_proxy_app
+
+    try:
+        mock = build_mock(Settings(
+            openapi=args.openapi, overlays=args.overlay, seed=args.seed, max_body_bytes=args.max_body_bytes,
+            journal_limit=args.journal_limit, read_timeout_s=args.read_timeout, admin_token=args.admin_token,
+            cors_allow_origins=args.cors_allow_origin, hot_reload=False))
+    except (LoadError, LoadErrors) as exc:
+        _report(exc, err)
+        return 2
+    try:
+        app = create_proxy_app(mock=mock, upstream=args.upstream, upstream_timeout=args.upstream_timeout,
+                               record=args.record, record_name=args.record_name)
+    except ValueError as exc:
+        print(f"mockserver: error: {exc}", file=err)
+        return 2
+    gc.collect()
+    gc.freeze()
+    handler = logs.configure(args.log_level, err)
+    logging.getLogger("mockserver").debug(
+        "checking exchanges with %s against %d operation(s) from %s", args.upstream,
+        len(mock.engine.contract.operations), mock.engine.contract.source)
+    return _listen(app, args, out, err, handler)
+
+
+def _listen(app: Any, args: argparse.Namespace, out: TextIO, err: TextIO, handler: logs.BufferedHandler) -> int:
+    """Serve ``app`` until SIGINT or SIGTERM; prints the start-up line once it accepts connections."""
     def ready(url: str) -> None:
         print(f"listening on {url}", file=out, flush=True)
 
@@ -254,7 +319,9 @@ def _serve(args: argparse.Namespace, scenarios_dir: Path | None, out: TextIO, er
     except BrokenPipeError:  # stdout's reader left (see main), not a problem with the socket
         raise
     except OSError as exc:
-        print(f"mockserver: error: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=err)
+        hint = "; another process has it: pick another, or --port 0 for any free one" \
+            if exc.errno == errno.EADDRINUSE else ""
+        print(f"mockserver: error: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}{hint}", file=err)
         return 1
     finally:
         handler.tick()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import re
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Mapping
+from typing import Any, Awaitable, Callable, Iterator, Mapping
 from urllib.parse import urlencode
 
 
@@ -107,41 +107,32 @@ class Engine:
         self.path_items: dict[int, list[list[Operation]]] = {}
         for path, operations in items.items():
             self.path_items.setdefault(path.count("/"), []).append(operations)
-        self.plans = {
-            (op.operation_id, status): response_plan(op, status, prefer_null=contract.null_when_unsaid)
-            for op in contract.operations for status in op.responses if 200 <= status < 300
-        }
+        self.by_id = {op.operation_id: op for op in contract.operations}
+        # Answer plans, built by ``warm_up`` after the server listens, or by the first request
+        # that needs one before that. Prefer: dynamic=false answers examples and defaults
+        # where the document has them.
+        self.plans = _Plans(self.by_id, contract.null_when_unsaid, dynamic=True)
+        self.static_plans = _Plans(self.by_id, contract.null_when_unsaid, dynamic=False)
         self.store: ResourceStore = store if store is not None else MemoryStore(self.options.store_limit)
         self._tenants: dict[tuple[str, str], str] = {}
         # Named actions (async) and presenters (collection -> fills in server-managed fields):
         # given by the owners of that behaviour and state (see lifecycle.install).
         self.actions: dict[str, Callable[[ActionCall], Awaitable[tuple[int, Any] | ApiProblem]]] = {}
         self.presenters: dict[str, Callable[[str, dict[str, Any]], dict[str, Any]]] = {}
-        self.by_id = {op.operation_id: op for op in contract.operations}
+        memo: dict[int, frozenset[str]] = {}
         self.write_only = {
-            op.operation_id: sorted(set(flagged_properties(op.request_body.schema, "writeOnly")))
+            op.operation_id: sorted(flagged_properties(op.request_body.schema, "writeOnly", memo))
             if op.request_body else []
             for op in contract.operations
         }
-        # What an update may change: the fields a response echoes from the request.
-        # Prefer: dynamic=false answers examples and defaults where the document has them.
-        self.static_plans = {
-            (op.operation_id, status): response_plan(op, status, dynamic=False, prefer_null=contract.null_when_unsaid)
-            for op in contract.operations for status in op.responses if 200 <= status < 300
-        }
-        self.updatable = {op_id: [name for name, _ in plan.echoed] for (op_id, _), plan in self.plans.items()}
         self.auth_hints = {op.operation_id: _auth_hint(op) for op in contract.operations}
-        if self.options.strict:  # compiled now, not on the first strict request
-            for op in contract.operations:
-                if op.request_body is not None:
-                    op.request_body.strict_validator.warm()
         self.api_key_headers = sorted({s.header for op in contract.operations for alt in op.security
                                        for s in (alt, *alt.also) if s.kind == "apiKey" and s.location == "header"})
         self.statuses = {op.operation_id: frozenset(op.responses) for op in contract.operations}
         self.error_statuses = {op.operation_id: frozenset(s for s in op.responses if not 200 <= s < 300)
                                for op in contract.operations}
         # A contract without an error mapping answers errors as RFC 9457 problem details.
-        self.problem_style = contract.error_style == "problem"
+        self.error_shape = contract.error_shape
         self.content_types = {(op.operation_id, status): resp.content_type
                               for op in contract.operations for status, resp in op.responses.items()}
         self.success = {
@@ -181,11 +172,15 @@ class Engine:
                                                      f"loaded: {', '.join(sorted(self.book.scenarios)) or 'none'}"),
                                 rid, op_id)
         # The contract checks run first so that a rule is only counted when it really answers:
-        # a scripted error wins over any failed check, a scripted success needs a valid request.
+        # a scenario's scripted error wins over any failed check (the provider failing before it
+        # looks at the request), a scripted success needs a valid request, and Prefer (the
+        # client's own wish) is granted only to a client whose credentials pass.
         failure = self.check(op, params, req)
         rule, scenario_name = self._scripted(op, req, params, choice, failure is None)
         if isinstance(rule, ApiProblem):
             return self._error_answer(rule, rid, op_id)
+        if scenario_name == "Prefer" and failure is not None and failure.kind == UNAUTHORISED:
+            return self._error_answer(failure, rid, op_id)
         if rule is not None and not (200 <= rule.respond.status < 300):
             return self._scripted_error(op, rule, scenario_name, rid)
         if failure is not None:
@@ -221,6 +216,20 @@ class Engine:
             out = deep_merge(out, example) if isinstance(out, dict) and isinstance(example, dict) else example
         return scripted_answer(status, out, rid, op_id, scenario_name, rule,
                                self.content_types.get((op_id, status), "application/json"))
+
+    def warm_up(self) -> Iterator[str]:
+        """Build what a request would otherwise build on first use (answer plans, the compiled
+        fast path of each request body, strict mode's closed schemas), one operation per step,
+        so that the server can listen first and do this between requests."""
+        for op in self.contract.operations:
+            for status in op.responses:
+                if 200 <= status < 300:
+                    self.plans.get((op.operation_id, status))
+            if op.request_body is not None:
+                op.request_body.validator.warm()
+                if self.options.strict:
+                    op.request_body.strict_validator.warm()
+            yield op.operation_id
 
     # ------------------------------------------------------------ behaviours
 
@@ -271,7 +280,7 @@ class Engine:
             changed = dict(stored.body)
             secrets: dict[str, Any] = {}
             if isinstance(body, dict):
-                for name in self.updatable.get(op.operation_id, ()):
+                for name, _ in plan.echoed if plan is not None else ():  # what an update may change
                     if name in body:
                         changed[name] = body[name]
                 for name in self.write_only[op.operation_id]:
@@ -438,7 +447,7 @@ class Engine:
         respond = rule.respond
         body, content_type = scripted_body(op, respond.status, respond.body, self.generator,
                                            prefer_null=self.contract.null_when_unsaid,
-                                           problem_style=self.problem_style)
+                                           shape=self.error_shape)
         return scripted_answer(respond.status, body, rid, op.operation_id, scenario, rule, content_type)
 
     def error_response(self, failure: ApiProblem) -> MockResponse:
@@ -446,7 +455,7 @@ class Engine:
         return self._error_answer(failure, self.unseeded_request_id())
 
     def _error_answer(self, failure: ApiProblem, rid: str, operation: str | None = None) -> MockResponse:
-        return error_answer(failure, rid, operation, self.problem_style)
+        return error_answer(failure, rid, operation, self.error_shape)
 
     def unseeded_request_id(self) -> str:
         """A request id drawn outside the seeded sequence (admin answers, transport errors)."""
@@ -498,3 +507,22 @@ def _auth_hint(op: Operation) -> str:
     """The 401 message, naming the ways this operation accepts credentials."""
     ways = [" and ".join(_way(s) for s in (alternative, *alternative.also)) for alternative in op.security]
     return "Missing or invalid credentials" + (f": send {' or '.join(ways)}." if ways else ".")
+
+
+class _Plans(dict):
+    """(operation id, status) -> the plan of that success answer, built on first use."""
+
+    def __init__(self, operations: Mapping[str, Operation], prefer_null: bool, dynamic: bool) -> None:
+        super().__init__()
+        self.operations = operations
+        self.prefer_null = prefer_null
+        self.dynamic = dynamic
+
+    def get(self, key: tuple[str, int], default: Any = None) -> Any:
+        found = super().get(key)
+        if found is None:
+            op = self.operations.get(key[0])
+            if op is None or key[1] not in op.responses or not 200 <= key[1] < 300:
+                return default
+            found = self[key] = response_plan(op, key[1], dynamic=self.dynamic, prefer_null=self.prefer_null)
+        return found

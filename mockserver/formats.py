@@ -15,8 +15,11 @@ from __future__ import annotations
 import ipaddress
 import re
 from datetime import datetime
+from functools import lru_cache
+from typing import Any, Iterator
 
-from jsonschema import Draft202012Validator, FormatChecker
+from jsonschema import Draft202012Validator, FormatChecker, validators
+from jsonschema.exceptions import ValidationError
 
 FORMAT_CHECKER = FormatChecker(())
 FORMAT_CHECKER.checkers = dict(Draft202012Validator.FORMAT_CHECKER.checkers)
@@ -91,3 +94,49 @@ def is_uri(value: object) -> bool:
         except ValueError:
             return False
     return True
+
+
+# ---------------------------------------------------------------- patterns, as ECMA-262 reads them
+
+def ecma_pattern(pattern: str) -> "re.Pattern[str]":
+    """A JSON Schema ``pattern`` (an ECMA-262 regular expression) as a Python one with the same
+    meaning where the two differ in practice: ``$`` is the end of the string only (Python's
+    also matches before a final newline), and ``\\d`` and ``\\w`` are ASCII (Python's are Unicode)."""
+    return _ecma(pattern)
+
+
+@lru_cache(maxsize=4096)
+def _ecma(pattern: str) -> "re.Pattern[str]":
+    out: list[str] = []
+    in_class = False
+    i = 0
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "\\" and i + 1 < len(pattern):
+            pair = pattern[i:i + 2]
+            out.append((_IN_CLASS if in_class else _OUTSIDE).get(pair, pair))
+            i += 2
+            continue
+        if char == "[" and not in_class:
+            in_class = True
+        elif char == "]" and in_class and pattern[i - 1] != "[":
+            in_class = False
+        elif char == "$" and not in_class:
+            char = r"\Z"
+        out.append(char)
+        i += 1
+    return re.compile("".join(out))
+
+
+_OUTSIDE = {r"\d": "[0-9]", r"\D": "[^0-9]", r"\w": "[A-Za-z0-9_]", r"\W": "[^A-Za-z0-9_]"}
+_IN_CLASS = {r"\d": "0-9", r"\w": "A-Za-z0-9_"}
+
+
+def _pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Iterator[ValidationError]:
+    if validator.is_type(instance, "string") and not ecma_pattern(pattern).search(instance):
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+# The reference validator of every contract schema: Draft 2020-12 with patterns read as the
+# specification (and the compiled fast path) reads them.
+ReferenceValidator = validators.extend(Draft202012Validator, {"pattern": _pattern})

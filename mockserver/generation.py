@@ -65,7 +65,7 @@ from faker import Faker
 from jsonschema import Draft202012Validator
 from rstr import Xeger
 
-from .formats import FORMAT_CHECKER
+from .formats import FORMAT_CHECKER, ReferenceValidator
 
 __all__ = [
     "BodyPlan", "GenerationError", "Generator", "MAX_DEPTH", "compile_maker", "faker_has",
@@ -210,14 +210,20 @@ class BodyPlan:
 
     def _build(self, response_schema: Mapping[str, Any], request_schema: Mapping[str, Any] | None,
                dynamic: bool, prefer_null: bool, server_owned: frozenset[str]) -> None:
-        request_props = (request_schema or {}).get("properties", {})
         self.dynamic = dynamic
         self.template: dict[str, Any] = {}
         self.generated: list[tuple[str, Maker]] = []
         self.echoed: list[tuple[str, Maker | None]] = []
         self.fallback: Maker | None = None
         compiler = _Compiler(response_schema, dynamic, prefer_null)
-        self.notes = compiler.notes  # what is worth telling about this schema (see _Compiler.notes)
+        try:
+            self._fill(compiler, response_schema, request_schema, server_owned)
+        finally:
+            self.notes = compiler.notes  # what is worth telling about this schema (see _Compiler.found)
+
+    def _fill(self, compiler: "_Compiler", response_schema: Mapping[str, Any],
+              request_schema: Mapping[str, Any] | None, server_owned: frozenset[str]) -> None:
+        request_props = (request_schema or {}).get("properties", {})
         top, pushed, deep = compiler.flatten(response_schema)
         try:
             if deep or not compiler.plain_object(top):
@@ -274,7 +280,7 @@ def response_plan(op: Any, status: int, dynamic: bool = True, prefer_null: bool 
     return BodyPlan(op.responses[status].schema, op.request_body.schema if op.request_body else None,
                     dynamic=dynamic, prefer_null=prefer_null, server_owned=op.server_owned)
 _PLANS_KEPT = 512
-_MAKERS: dict[tuple[int, bool, bool, bool, bool], tuple[Any, Maker]] = {}
+_MAKERS: dict[tuple[int, bool, bool, bool, bool], tuple[Any, Maker, tuple[Any, ...]]] = {}
 _MAKERS_KEPT = 20_000
 
 
@@ -329,10 +335,16 @@ class _Compiler:
         self.prefer_null = prefer_null
         self.stack: list[str] = []  # $refs being compiled, outermost first
         self.refs_met = 0
-        self.notes: list[str] = []  # where answers are valid only as OpenAPI reads the schema
+        # Where answers are valid only as OpenAPI reads the schema: (path, what), rendered by ``notes``.
+        self.found: list[tuple[tuple[str, ...], str]] = []
         self.path: list[str] = []  # where we are, for error messages
         self._validators: dict[int, tuple[Any, Draft202012Validator]] = {}
         self._enums: dict[tuple[int, frozenset[str]], tuple[list[Any], list[Any]]] = {}
+
+    @property
+    def notes(self) -> list[str]:
+        return [f"{what.split(' ', 1)[0]} at {'/' + '/'.join(path) if path else 'the root'}: {what.split(' ', 1)[1]}"
+                for path, what in self.found]
 
     # -- where we are ------------------------------------------------------------------------
 
@@ -539,14 +551,17 @@ class _Compiler:
         """
         key = (id(node), member, minimal, self.dynamic, self.prefer_null)
         kept = _MAKERS.get(key)
+        here = tuple(self.path)
         if kept is not None and kept[0] is node:
+            self.found.extend((here + inner, what) for inner, what in kept[2])
             return kept[1]
-        refs, notes = self.refs_met, len(self.notes)
+        refs, found = self.refs_met, len(self.found)
         make = self._member(node, minimal) if member else self._value(node, minimal)
-        if self.refs_met == refs and len(self.notes) == notes:
+        if self.refs_met == refs:
             if len(_MAKERS) > _MAKERS_KEPT:
                 _MAKERS.clear()
-            _MAKERS[key] = (node, make)  # holds the node, so its id stays its own
+            # holds the node, so its id stays its own; notes met inside, relative to it
+            _MAKERS[key] = (node, make, tuple((path[len(here):], what) for path, what in self.found[found:]))
         return make
 
     def _value(self, node: Mapping[str, Any], minimal: bool) -> Maker:
@@ -623,7 +638,7 @@ class _Compiler:
             if key in self.root and key not in schema:
                 schema[key] = _to_2020_map(self.root[key]) if key != "components" else {
                     "schemas": _to_2020_map((self.root[key] or {}).get("schemas") or {})}
-        validator = Draft202012Validator(schema, format_checker=_FORMAT_CHECKER)
+        validator = ReferenceValidator(schema, format_checker=_FORMAT_CHECKER)
         self._validators[id(node)] = (node, validator)
         return validator
 
@@ -824,9 +839,8 @@ class _Compiler:
                 # discriminator (it picks the branch to validate against), never as plain JSON
                 # Schema reads oneOf. Answer the tagged branch rather than nothing.
                 check = None
-                where = "/" + "/".join(self.path) if self.path else "the root"
-                self.notes.append(f"{key} at {where}: branches only the discriminator "
-                                  f"{disc['propertyName']!r} tells apart")
+                self.found.append((tuple(self.path), f"{key} branches only the discriminator "
+                                                     f"{disc['propertyName']!r} tells apart"))
             elif best == 0:
                 raise self.fail(f"no branch of {key} gives a value valid against the whole schema")
             else:

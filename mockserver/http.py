@@ -183,3 +183,12 @@ def guards(cors_allow_origins: tuple[str, ...]) -> Any:
 def refuse(mock: Mock, message: str) -> web.Response:
     """403 in the contract's error shape, drawing nothing from the seeded sequence."""
     return to_http(mock.engine.error_response(problem(403, message=message)), mock.contract.request_id.header)
+
+
+def query_values(pairs: Any) -> dict[str, str]:
+    """The query as name -> value; a repeated name (``tags=a&tags=b``, an exploded array)
+    arrives joined by commas, the way an array that is not exploded is written."""
+    out: dict[str, str] = {}
+    for name, value in pairs.items():
+        out[name] = f"{out[name]},{value}" if name in out else value
+    return out

@@ -80,12 +80,15 @@ NOT_READ = "larger than the mock accepts"
 _Body = Union[None, bytes, tuple[str, Optional[int], Optional[str]]]
 
 # One journal entry as recorded: method, path, query and headers (flattened), body, status,
-# operation, scenario, rule, fault, request id, received at, duration.
+# operation, scenario, rule, fault, request id, received at, duration, and (in proxy mode,
+# else None) the exchange's violations of the contract as (location, field, message).
 # A flat tuple of strings and numbers: cheap to build on the request path, and invisible to
 # the garbage collector (CPython stops tracking tuples of atomic values), so a full journal
 # adds nothing to the cost of a collection.
+ViolationRecord = tuple[str, Optional[str], str]
 _Record = tuple[str, str, tuple[str, ...], tuple[str, ...], _Body,
-                Optional[int], Optional[str], Optional[str], Optional[str], Optional[str], str, float, float]
+                Optional[int], Optional[str], Optional[str], Optional[str], Optional[str], str, float, float,
+                Optional[tuple[ViolationRecord, ...]]]
 
 
 class Journal:
@@ -108,7 +111,10 @@ class Journal:
         if self._field_marks:
             self._field_marks += (b"\\",)
 
-    def record(self, req: MockRequest, resp: MockResponse, received_at: float, duration_ms: float) -> None:
+    def record(self, req: MockRequest, resp: MockResponse, received_at: float, duration_ms: float,
+               violations: Iterable[ViolationRecord] | None = None) -> None:
+        """Keep one answered request; ``violations`` (proxy mode) are the ways the exchange broke
+        the contract, as (location, field, message)."""
         if len(self.entries) == self.limit:
             self.dropped += 1
         headers = req.headers
@@ -119,7 +125,7 @@ class Journal:
         self.entries.append((
             req.method, req.path, _flat(req.query), _flat(headers), self._keep(req),
             resp.status, resp.operation, resp.scenario, resp.rule, resp.fault, resp.request_id,
-            received_at, duration_ms,
+            received_at, duration_ms, None if violations is None else tuple(violations),
         ))
 
     def _keep(self, req: MockRequest) -> _Body:
@@ -175,12 +181,12 @@ class Journal:
                 continue
             if status is not None and rec[5] != status:
                 continue
-            out.append(self._entry(rec))
+            out.append(self.entry(rec))
         return out
 
-    def _entry(self, rec: _Record) -> dict[str, Any]:
+    def entry(self, rec: _Record) -> dict[str, Any]:
         (method, path, query, headers, body, status, operation, scenario, rule, fault, request_id,
-         received_at, duration_ms) = rec
+         received_at, duration_ms, violations) = rec
         sent = dict(zip(headers[::2], headers[1::2]))
         shown = self.redactor.headers(sent.items())
         # Everything the client sent, as shown, gathered on the way for one search for secrets.
@@ -206,7 +212,39 @@ class Journal:
             if scrub(joined) is not joined:  # rare: only then is each part scrubbed on its own
                 for key in ("method", "path", "query", "headers", "body"):
                     entry[key] = _scrubbed(entry[key], scrub)
+        if violations is not None:
+            entry["violations"] = [self._violation(v) for v in violations]
         return entry
+
+    def violations(self, path: str | None = None, method: str | None = None, status: int | None = None,
+                   location: str | None = None) -> list[dict[str, Any]]:
+        """Every violation recorded with an entry (proxy mode), oldest first, optionally filtered,
+        each with the request id, method, path and status of its exchange."""
+        out = []
+        for rec in list(self.entries):
+            found = rec[13]
+            if not found:
+                continue
+            if path is not None and rec[1] != path:
+                continue
+            if method is not None and rec[0] != method.upper():
+                continue
+            if status is not None and rec[5] != status:
+                continue
+            shown_path = self.secrets.scrub(rec[1]) if self.secrets else rec[1]
+            for violation in found:
+                if location is not None and violation[0] != location:
+                    continue
+                out.append({"request_id": rec[10], "method": rec[0], "path": shown_path, "status": rec[5],
+                            **self._violation(violation)})
+        return out
+
+    def _violation(self, violation: ViolationRecord) -> dict[str, Any]:
+        location, field, message = violation
+        if self.secrets:  # messages never quote values; a field name is still the client's text
+            field = None if field is None else self.secrets.scrub(field)
+            message = self.secrets.scrub(message)
+        return {"location": location, "field": field, "message": message}
 
     def _body(self, body: _Body, media: str | None, strings: list[str] | None) -> Any:
         if body is None:

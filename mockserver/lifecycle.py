@@ -1,14 +1,17 @@
 """What a webhook means: secrets that roll, and signed deliveries of events to its URL.
 
-This is the one module that names webhook fields, because it acts on what they mean:
-deliveries go to ``url`` with the configured authentication, are signed with
-``secret_key`` (and ``previous_secret_key`` while a roll is under way), honour
-``active``, ``included_actions`` and ``excluded_actions``, and a webhook that keeps
-failing enters the penalty box, with later events queued behind it in order.
+This module acts on what a webhook's fields mean but names none of them: the contract's
+``x-mock.deliveries`` (compiled into :class:`~mockserver.contract.deliveries.DeliverySpec`)
+says which field holds the URL, the filters, the authentication and the secrets, what an event
+looks like and how it is signed. Deliveries go to the URL with the configured authentication,
+are signed with the secret (and the previous one while a roll is under way), honour the
+active flag and the included and excluded event types, and a webhook that keeps failing
+enters the penalty box, with later events queued behind it in order. A contract without a
+deliveries block gets none of this: no actions, no presenter, and every event is refused.
 
 The penalty box is server state, owned here: :class:`Deliveries` keeps one
-:class:`WebhookState` per webhook and fills ``penalty_box`` and ``penalty_box_data`` into
-every webhook the engine answers (a presenter). It never reads them back from the stored
+:class:`WebhookState` per webhook and fills the penalty box fields into every webhook the
+engine answers (a presenter). It never reads them back from the stored
 body, which a client can write with PATCH. A webhook's state, queue and worker task end
 with the webhook (deleted or evicted from the store) and at every reset; every event
 carries the reset epoch it was emitted in, and work of an older epoch leaves no trace.
@@ -24,7 +27,6 @@ import asyncio
 import base64
 import json
 import logging
-import re
 import socket
 import sys
 import time
@@ -38,42 +40,23 @@ from urllib.parse import urlsplit
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 
+from .contract.deliveries import HEADER_NAME, AuthKind, DeliverySpec
 from .engine import ActionCall, Engine
 from .errors import INVALID_OPERATION, BAD_REQUEST, ApiProblem, problem
-from .generation import BodyPlan, Generator
+from .generation import BodyPlan, Generator, Maker
 from .signing import signature_headers
 from .state.store import Stored
 
 log = logging.getLogger("mockserver.deliveries")
 
-# The webhook fields this module acts on.
-URL = "url"
-ID = "id"
-ACTIVE = "active"
-AUTHENTICATION = "authentication_type"
-USERNAME = "username"
-PASSWORD = "password"
-API_HEADER = "api_header_field"
-API_KEY = "api_key"
-INCLUDED = "included_actions"
-EXCLUDED = "excluded_actions"
-SECRET = "secret_key"
-PREVIOUS_SECRET = "previous_secret_key"
-SIGNING = "signing_protocol"
-PREVIOUS_SIGNING = "previous_signing_protocol"
-ROLLED_AT = "secret_rolled_at"
-PENALTY_BOX = "penalty_box"
-PENALTY_DATA = "penalty_box_data"
-
-COLLECTION = "webhooks"
-MAX_ATTEMPTS = 3
 DEFAULT_QUEUE_LIMIT = 1_000
+# With fast retries (for tests) every backoff is this fraction of the contract's: milliseconds, not seconds.
+FAST_RETRY_SCALE = 0.005
 
-# The contract refuses these as api_header_field (spec/schemas/common.json, HeaderName); the
-# same rule is applied again where a header is sent, because a stored webhook may also come
-# from a scripted answer. A header that frames or routes the request would let the API key
-# (a client-chosen value) split it into two requests on the receiver's side.
-_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+# The contract may refuse these as a header's name in its schemas; the same rule is applied
+# again where a header is sent, because a stored webhook may also come from a scripted
+# answer. A header that frames or routes the request would let a credential (a client-chosen
+# value) split it into two requests on the receiver's side.
 _FRAMING_HEADERS = frozenset({"content-length", "transfer-encoding", "connection", "host", "upgrade", "te",
                               "trailer", "keep-alive"})
 _FRAMING_PREFIX = "proxy-"
@@ -96,6 +79,8 @@ class Attempt:
     refused: bool
     latency_ms: float
     at: str
+    # What was sent: the signature and framing headers as they were, credential headers by name only.
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,26 +124,24 @@ class WebhookState:
     def key(self) -> tuple[str, str]:
         return (self.tenant, self.webhook_id)
 
-    def penalty_box_data(self) -> dict[str, Any] | None:
-        if self.held is None:
-            return None
-        return {"retry_count": self.retry_count, "retry_at": self.retry_at, "cause": self.cause,
-                "payload": self.held.payload.decode()}
-
 
 class Deliveries:
     """Sends events to webhooks and owns their delivery state; records every attempt
-    (bounded, oldest dropped first)."""
+    (bounded, oldest dropped first). ``spec`` is the contract's deliveries block (None: the
+    contract delivers nothing, and every event is refused)."""
 
     def __init__(self, engine: Engine, timeout_s: float = 10.0, fast_retries: bool = False,
                  allowed_hosts: Iterable[str] = (), limit: int = 10_000, environment: str = "mock",
                  queue_limit: int = DEFAULT_QUEUE_LIMIT) -> None:
         self.engine = engine
+        self.spec: DeliverySpec | None = engine.contract.deliveries
         self.epoch = engine.epoch
         self.timeout_s = timeout_s
         self.fast_retries = fast_retries
         self.allowed_hosts = {h.lower() for h in allowed_hosts}
         self.attempts: deque[Attempt] = deque(maxlen=limit)
+        # Told of each recorded attempt, once the webhook's line reflects it (the dashboard's stream).
+        self.on_attempt: Callable[[Attempt], None] | None = None
         self.environment = environment
         self.queue_limit = max(1, queue_limit)
         self.states: dict[tuple[str, str], WebhookState] = {}
@@ -170,56 +153,72 @@ class Deliveries:
         # Event data draws from its own generator: emitting events (an admin call) must not
         # change the seeded sequence of contract answers.
         self.generator = Generator(engine.generator.seed)
-        self.catalogue = _catalogue(engine)
+        self.catalogue = _catalogue(engine, self.spec) if self.spec else {}
+
+    @property
+    def _spec(self) -> DeliverySpec:
+        """The deliveries block, for the work only a contract with one ever asks for (see install)."""
+        if self.spec is None:
+            raise LookupError("this contract has no x-mock deliveries block")
+        return self.spec
 
     # -------------------------------------------------------------- events
 
     async def emit(self, event_type: str, data: Any = None, platform: str | None = None) -> dict[str, Any] | ApiProblem:
         """Queue one event for every active webhook that selects it (on one platform, or all)."""
+        if self.spec is None:
+            return problem(400, BAD_REQUEST, "This contract delivers no events (its x-mock has no deliveries)",
+                           field="type")
         if event_type not in self.catalogue:
             known = ", ".join(sorted(self.catalogue))
             return problem(400, BAD_REQUEST, f"Unknown event type {event_type!r}; known: {known}", field="type")
         if data is not None and not isinstance(data, dict):
             return problem(400, BAD_REQUEST, "data must be a JSON object", field="data")
+        spec = self.spec
         generation = self.epoch.value
         event = self._event(event_type, generation, data)
         if platform is None:
-            hooks = [(tenant, stored.body) for tenant, stored in await self.engine.store.everywhere(COLLECTION)]
+            hooks = [(tenant, stored.body) for tenant, stored in await self.engine.store.everywhere(spec.collection)]
         else:  # one tenant's webhooks only: reading every tenant's would cost as much as the store holds
             tenant = f"platform:{platform}"
-            bodies, _ = await self.engine.store.page(tenant, COLLECTION, 1, sys.maxsize)
+            bodies, _ = await self.engine.store.page(tenant, spec.collection, 1, sys.maxsize)
             hooks = [(tenant, body) for body in bodies]
         targets: list[str] = []
         if not self.epoch.current(generation):  # a reset came in between: these webhooks are gone
             return {"event_id": event.event_id, "type": event_type, "webhooks": targets}
         for tenant, body in hooks:
-            if _selects(body, event_type):
-                webhook_id = str(body.get(ID))
+            if _selects(spec, body, event_type):
+                webhook_id = str(body.get(spec.fields.id))
                 self._enqueue(self._state(tenant, webhook_id), event)
                 targets.append(webhook_id)
         return {"event_id": event.event_id, "type": event_type, "webhooks": targets}
 
     def _event(self, event_type: str, generation: int, data: dict[str, Any] | None = None) -> _Event:
-        """An event with its envelope; ``data`` is merged over a generated resource of its type."""
-        object_type = event_type.split(".", 1)[0]
-        plan = self.resources.get(object_type)
+        """An event with its envelope; ``data`` is merged over a generated resource of its kind.
+
+        The envelope holds what its roles name, in the order the contract lists them; the
+        random draws happen in one fixed order whatever that is, so a seed gives the same ids.
+        """
+        event = self._spec.event
+        plan = self.resources.get(self.catalogue.get(event_type, ""))
         resource = plan.render(self.generator, None) if plan else {}
         if data:
             resource = {**resource, **data}
         rid = self.engine.contract.request_id
-        envelope = {
-            "created_at": _now(),
-            "type": event_type,
-            "original_request_id": self.generator.token(rid.prefix, rid.length),
-            "environment": self.environment,
-            "data": resource,
-        }
-        return _Event(self.generator.token("evt_", 20), event_type,
+        values = {"createdAt": _now(), "type": event_type,
+                  "requestId": self.generator.token(rid.prefix, rid.length),
+                  "environment": self.environment, "data": resource}
+        envelope = {name: values[role] for role, name in event.envelope}
+        return _Event(self.generator.token(event.id.prefix, event.id.length), event_type,
                       json.dumps(envelope, separators=(",", ":")).encode(), generation)
 
-    def _test_event(self, generation: int) -> _Event:
-        """What send-test and test-connection send: an event of the first action in the catalogue."""
-        return self._event(min(self.catalogue, default="TEST.EVENT"), generation)
+    def _test_event(self, generation: int, hook: dict[str, Any] | None = None) -> _Event:
+        """What send-test and test-connection send: an event of the first type (in catalogue
+        order) that the webhook selects, whether active or not; the first of all when it
+        selects none."""
+        kinds = sorted(self.catalogue)
+        chosen = next((kind for kind in kinds if hook is not None and _selects(self._spec, hook, kind, True)), None)
+        return self._event(chosen or (kinds[0] if kinds else "test"), generation)
 
     # -------------------------------------------------------------- per-webhook state
 
@@ -268,31 +267,35 @@ class Deliveries:
                 state.worker = None
 
     async def _deliver(self, state: WebhookState, event: _Event) -> None:
-        """Up to MAX_ATTEMPTS tries (each with the webhook as it is then); then the penalty box."""
+        """Up to the contract's attempts (each with the webhook as it is then); then the penalty box."""
+        spec = self._spec
+        attempts = spec.retries.attempts
         outcome: _Outcome | None = None
-        for attempt in range(1, MAX_ATTEMPTS + 1):
-            stored = await self.engine.store.get(state.tenant, COLLECTION, state.webhook_id)
-            if stored is None or stored.body.get(ACTIVE) is False or not self._live(state, event.generation):
+        for attempt in range(1, attempts + 1):
+            stored = await self.engine.store.get(state.tenant, spec.collection, state.webhook_id)
+            if (stored is None or stored.body.get(spec.fields.active) is False
+                    or not self._live(state, event.generation)):
                 return
             outcome = await self._post(stored.body, stored.secrets, event, attempt, event.generation)
             if outcome.ok or outcome.refused or not self._live(state, event.generation):
                 return
-            if attempt < MAX_ATTEMPTS:
+            if attempt < attempts:
                 await asyncio.sleep(self._backoff(attempt))
         if outcome is not None:
             self._enter_box(state, event, outcome.cause)
 
     def _backoff(self, attempt: int) -> float:
-        return (0.005 if self.fast_retries else 1.0) * 2 ** (attempt - 1)
+        return self._spec.retries.delay(attempt) * (FAST_RETRY_SCALE if self.fast_retries else 1.0)
 
     def _enter_box(self, state: WebhookState, event: _Event, cause: str) -> None:
+        attempts = self._spec.retries.attempts
         state.boxed_since = _now()
-        state.retry_count = MAX_ATTEMPTS
-        state.retry_at = self._retry_at(MAX_ATTEMPTS)
+        state.retry_count = attempts
+        state.retry_at = self._retry_at(attempts)
         state.cause = cause
         state.held = event
         log.warning("webhook %s entered the penalty box after %d failed attempts: %s",
-                    state.webhook_id, MAX_ATTEMPTS, cause)
+                    state.webhook_id, attempts, cause)
 
     def _retry_at(self, attempts: int) -> str:
         at = datetime.now(timezone.utc) + timedelta(seconds=self._backoff(attempts + 1))
@@ -300,18 +303,22 @@ class Deliveries:
 
     def present(self, tenant: str, body: dict[str, Any]) -> dict[str, Any]:
         """A webhook as answered: the penalty box as this owner knows it, whatever the body says."""
-        state = self.states.get((tenant, str(body.get(ID))))
+        spec = self._spec
+        box = spec.penalty_box
+        state = self.states.get((tenant, str(body.get(spec.fields.id))))
         if state is None or state.held is None:
-            body[PENALTY_BOX] = None
-            body[PENALTY_DATA] = None
+            body[box.since] = None
+            body[box.data] = None
         else:
-            body[PENALTY_BOX] = state.boxed_since
-            body[PENALTY_DATA] = state.penalty_box_data()
+            held = {"retryCount": state.retry_count, "retryAt": state.retry_at, "cause": state.cause,
+                    "payload": state.held.payload.decode()}
+            body[box.since] = state.boxed_since
+            body[box.data] = {name: held[role] for role, name in box.fields}
         return body
 
     def forget(self, tenant: str, collection: str, key: str) -> None:
         """A resource left the store (deleted or evicted): a webhook's line ends with it."""
-        if collection == COLLECTION:
+        if collection == self._spec.collection:
             state = self.states.pop((tenant, key), None)
             if state is not None:
                 _stop(state)
@@ -324,18 +331,22 @@ class Deliveries:
         started = time.perf_counter()
         status: int | None = None
         error: str | None = None
+        shown: dict[str, str] = {}
+        spec = self._spec
         refusal = await self._refusal(hook, secrets)
         if not self.epoch.current(generation):  # reset while the name was being looked up
             return _Outcome(False, False, "the mock was reset before this delivery was sent", None)
         if refusal is not None:
             error = refusal
         else:
+            keys = [hook.get(spec.secrets.current) or "", hook.get(spec.secrets.previous) or ""]
+            credentials = _auth_headers(_auth_kind(spec, hook), hook, secrets)
             headers = {"Content-Type": "application/json", "User-Agent": "mockserver-deliveries",
-                       **signature_headers([hook.get(SECRET) or "", hook.get(PREVIOUS_SECRET) or ""], event.payload),
-                       **_auth_headers(hook, secrets)}
+                       **signature_headers(spec.signing, keys, event.payload), **credentials}
+            shown = {**headers, **{name: "[redacted]" for name in credentials}}
             try:
                 session = await self._client()
-                async with session.post(str(hook.get(URL)), data=event.payload, headers=headers,
+                async with session.post(str(hook.get(spec.fields.url)), data=event.payload, headers=headers,
                                         allow_redirects=False,
                                         timeout=aiohttp.ClientTimeout(total=self.timeout_s)) as resp:
                     await resp.read()
@@ -346,17 +357,20 @@ class Deliveries:
                 error = f"{type(exc).__name__}: {exc}"[:300]
         ok = status is not None and 200 <= status < 300
         if record and self.epoch.current(generation):
-            self.attempts.append(Attempt(
-                webhook_id=str(hook.get(ID)), event_id=event.event_id, event_type=event.type, attempt=attempt,
+            recorded = Attempt(
+                webhook_id=str(hook.get(spec.fields.id)), event_id=event.event_id, event_type=event.type, attempt=attempt,
                 status=status, error=error, refused=refusal is not None,
-                latency_ms=round((time.perf_counter() - started) * 1000, 3), at=_now()))
+                latency_ms=round((time.perf_counter() - started) * 1000, 3), at=_now(), headers=shown)
+            self.attempts.append(recorded)
+            if self.on_attempt is not None:
+                self.on_attempt(recorded)
         cause = error or f"HTTP {status}"
         message = f"delivered: HTTP {status}" if ok else (error or f"the receiver answered HTTP {status}")
         return _Outcome(ok, refusal is not None, message, cause)
 
     async def _refusal(self, hook: dict[str, Any], secrets: dict[str, Any]) -> str | None:
         """Why the mock will not send this delivery at all, or None."""
-        url = str(hook.get(URL) or "")
+        url = str(hook.get(self._spec.fields.url) or "")
         try:
             parts = urlsplit(url)
             host = (parts.hostname or "").lower()
@@ -365,7 +379,7 @@ class Deliveries:
             return "the URL cannot be parsed"
         if not host:
             return "the URL has no host"
-        header = _header_refusal(hook, secrets)
+        header = _header_refusal(_auth_kind(self._spec, hook), hook, secrets)
         if header is not None:
             return header
         if self.host_allowed(host):
@@ -397,14 +411,21 @@ class Deliveries:
     # -------------------------------------------------------------- actions behind operations
 
     async def send_test(self, stored: Stored, generation: int) -> tuple[int, dict[str, Any]]:
-        outcome = await self._post(stored.body, stored.secrets, self._test_event(generation), 1, generation)
-        return 200, {"successful": outcome.ok, "message": outcome.message}
+        outcome = await self._post(stored.body, stored.secrets, self._test_event(generation, stored.body), 1,
+                                   generation)
+        return 200, self._result(outcome)
 
     async def test_connection(self, body: dict[str, Any], generation: int) -> tuple[int, dict[str, Any]]:
-        hook = {**body, ID: "test-connection", SECRET: None}
-        secrets = {k: body[k] for k in (PASSWORD, API_KEY) if k in body}
-        outcome = await self._post(hook, secrets, self._test_event(generation), 1, generation, record=False)
-        return 200, {"successful": outcome.ok, "message": outcome.message}
+        """A webhook that is not stored: sent with the credentials of the body, unsigned, not recorded."""
+        spec = self._spec
+        hook = {**body, spec.fields.id: "test-connection", spec.secrets.current: None}
+        secrets = {k: body[k] for k in spec.authentication.credentials() if k in body}
+        outcome = await self._post(hook, secrets, self._test_event(generation, hook), 1, generation, record=False)
+        return 200, self._result(outcome)
+
+    def _result(self, outcome: _Outcome) -> dict[str, Any]:
+        result = self._spec.result
+        return {result.successful: outcome.ok, result.message: outcome.message}
 
     async def release(self, tenant: str, stored: Stored, generation: int) -> tuple[int, dict[str, Any]] | ApiProblem:
         """Send the held event once more; on success the box opens and the events behind it flow.
@@ -412,7 +433,7 @@ class Deliveries:
         One release at a time: a second one while the first is on its way is a 409, so the held
         event is never sent twice by two requests.
         """
-        state = self.states.get((tenant, str(stored.body.get(ID))))
+        state = self.states.get((tenant, str(stored.body.get(self._spec.fields.id))))
         if state is None or state.held is None:
             return problem(409, INVALID_OPERATION, "This webhook is not in the penalty box")
         if state.releasing:
@@ -434,7 +455,7 @@ class Deliveries:
                 state.retry_count += 1
                 state.retry_at = self._retry_at(state.retry_count)
                 state.cause = outcome.cause
-        return 200, {"successful": outcome.ok, "message": outcome.message}
+        return 200, self._result(outcome)
 
     # -------------------------------------------------------------- admin
 
@@ -529,45 +550,53 @@ def _loopback(address: str) -> bool:
     return (mapped or ip).is_loopback
 
 
-def _header_refusal(hook: dict[str, Any], secrets: dict[str, Any]) -> str | None:
-    if hook.get(AUTHENTICATION) != "API_KEY" or not hook.get(API_HEADER):
+def _auth_kind(spec: DeliverySpec, hook: dict[str, Any]) -> AuthKind | None:
+    """How this webhook authenticates its deliveries (None: a value the contract does not list)."""
+    return spec.authentication.kinds.get(str(hook.get(spec.authentication.field)))
+
+
+def _header_refusal(kind: AuthKind | None, hook: dict[str, Any], secrets: dict[str, Any]) -> str | None:
+    if kind is None or kind.scheme != "header" or not kind.name or not kind.value or not hook.get(kind.name):
         return None
-    name = str(hook[API_HEADER])
+    name = str(hook[kind.name])
     lowered = name.lower()
-    if not _TOKEN.fullmatch(name) or lowered in _FRAMING_HEADERS or lowered.startswith(_FRAMING_PREFIX):
-        return (f"the {API_HEADER} of this webhook is not a header deliveries may carry "
+    if not HEADER_NAME.fullmatch(name) or lowered in _FRAMING_HEADERS or lowered.startswith(_FRAMING_PREFIX):
+        return (f"the {kind.name} of this webhook is not a header deliveries may carry "
                 f"(an HTTP token that is not a hop-by-hop or framing header)")
-    value = str(secrets.get(API_KEY) or "")
+    value = str(secrets.get(kind.value) or "")
     if any(c in value for c in _HEADER_VALUE_BREAKS):
-        return f"the {API_KEY} of this webhook cannot be sent as a header value"
+        return f"the {kind.value} of this webhook cannot be sent as a header value"
     return None
 
 
 def install(engine: Engine, deliveries: Deliveries) -> None:
     """Give the engine the actions that the webhook operations name in ``spec/``, the presenter
     that fills the penalty box into every webhook answered, and end delivery lines with their
-    webhooks."""
-    new_secret = _secret_maker(engine)
-    engine.presenters[COLLECTION] = deliveries.present
+    webhooks. A contract without a deliveries block gets none of them."""
+    spec = deliveries.spec
+    if spec is None:
+        return
+    collection, secret = spec.collection, spec.secrets
+    engine.presenters[collection] = deliveries.present
     engine.store.on_forget(deliveries.forget)
 
     async def keep(call: ActionCall, hook: dict[str, Any]) -> tuple[int, Any]:
         if engine.epoch.current(call.request.generation):
-            await engine.store.put(call.tenant, COLLECTION, call.key, hook)
-        return call.status, engine.present(call.tenant, COLLECTION, hook)
+            await engine.store.put(call.tenant, collection, call.key, hook)
+        return call.status, engine.present(call.tenant, collection, hook)
 
     async def roll(call: ActionCall) -> tuple[int, Any]:
         hook = dict(call.stored.body)
-        hook[PREVIOUS_SECRET] = hook.get(SECRET)
-        hook[PREVIOUS_SIGNING] = hook.get(SIGNING)
-        hook[SECRET] = new_secret(engine.generator)
-        hook[ROLLED_AT] = _now()
+        hook[secret.previous] = hook.get(secret.current)
+        hook[secret.previous_protocol] = hook.get(secret.protocol)
+        hook[secret.current] = _secret_maker(call, spec)(engine.generator)
+        hook[secret.rolled_at] = _now()
         return await keep(call, hook)
 
     async def drop_previous(call: ActionCall) -> tuple[int, Any]:
         hook = dict(call.stored.body)
-        hook[PREVIOUS_SECRET] = None
-        hook[PREVIOUS_SIGNING] = None
+        hook[secret.previous] = None
+        hook[secret.previous_protocol] = None
         return await keep(call, hook)
 
     async def send_test(call: ActionCall) -> tuple[int, Any]:
@@ -589,30 +618,35 @@ def install(engine: Engine, deliveries: Deliveries) -> None:
     })
 
 
-def _secret_maker(engine: Engine) -> Any:
-    for plan in engine.plans.values():
-        for name, make in plan.generated:
-            if name == SECRET:
-                return make
-    return lambda g: g.token("whsec_", 64)
+def _secret_maker(call: ActionCall, spec: DeliverySpec) -> Maker:
+    """A rolled secret is made as the answer of the rolling operation makes the secret field (so
+    it fits that schema); the deliveries block says how when the schema gives no generator."""
+    plan = call.engine.plans.get((call.op.operation_id, call.status))
+    for name, make in plan.generated if plan is not None else ():
+        if name == spec.secrets.current:
+            return make
+    new = spec.secrets.new
+    return lambda g: g.token(new.prefix, new.length)
 
 
-def _selects(hook: dict[str, Any], event_type: str) -> bool:
-    if hook.get(ACTIVE) is False:
+def _selects(spec: DeliverySpec, hook: dict[str, Any], event_type: str, inactive_too: bool = False) -> bool:
+    fields = spec.fields
+    if hook.get(fields.active) is False and not inactive_too:
         return False
-    if event_type in (hook.get(EXCLUDED) or []):
+    if event_type in (hook.get(fields.excluded) or []):
         return False
-    included = hook.get(INCLUDED)
+    included = hook.get(fields.included)
     return not included or event_type in included
 
 
-def _auth_headers(hook: dict[str, Any], secrets: dict[str, Any]) -> dict[str, str]:
-    kind = hook.get(AUTHENTICATION)
-    if kind == "PASSWORD":
-        pair = f"{hook.get(USERNAME) or ''}:{secrets.get(PASSWORD) or ''}".encode()
+def _auth_headers(kind: AuthKind | None, hook: dict[str, Any], secrets: dict[str, Any]) -> dict[str, str]:
+    if kind is None:
+        return {}
+    if kind.scheme == "basic" and kind.username and kind.password:
+        pair = f"{hook.get(kind.username) or ''}:{secrets.get(kind.password) or ''}".encode()
         return {"Authorization": "Basic " + base64.b64encode(pair).decode()}
-    if kind == "API_KEY" and hook.get(API_HEADER):
-        return {str(hook[API_HEADER]): str(secrets.get(API_KEY) or "")}
+    if kind.scheme == "header" and kind.name and kind.value and hook.get(kind.name):
+        return {str(hook[kind.name]): str(secrets.get(kind.value) or "")}
     return {}
 
 
@@ -621,14 +655,18 @@ def _resource_plans(engine: Engine) -> dict[str, BodyPlan]:
     return {object_type: BodyPlan(schema) for object_type, schema in engine.contract.events.items()}
 
 
-def _catalogue(engine: Engine) -> set[str]:
-    """Every action that the data of a ``data`` behaviour lists (the webhook actions)."""
-    found: set[str] = set()
+def _catalogue(engine: Engine, spec: DeliverySpec) -> dict[str, str]:
+    """Every event type that the answer of a ``data`` behaviour lists, with the kind of object
+    its data is (where the deliveries block says the groups, kinds and event types are)."""
+    where = spec.event.catalogue
+    found: dict[str, str] = {}
     for op in engine.contract.operations:
-        if op.behaviour is not None and op.behaviour.kind == "data":
-            for group in (op.behaviour.data or {}).get("data", []):
-                if isinstance(group, dict):
-                    found.update(a for a in group.get("actions", []) if isinstance(a, str))
+        if op.behaviour is None or op.behaviour.kind != "data" or not isinstance(op.behaviour.data, dict):
+            continue
+        for group in op.behaviour.data.get(where.groups) or []:
+            if isinstance(group, dict) and isinstance(group.get(where.events), list):
+                kind = str(group.get(where.kind, ""))
+                found.update((event, kind) for event in group[where.events] if isinstance(event, str))
     return found
 
 

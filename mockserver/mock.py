@@ -1,22 +1,24 @@
 """The composition root: one :class:`~mockserver.settings.Settings` in, every part wired together.
 
 This is the only module that knows how the parts fit: the contract, the scenario book, the
-engine, the state owners (store, journal, deliveries) and the reset barrier they share. The
-HTTP adapter (``app.py``), the CLI and the pytest plugin build a mock here and use it; none
-of them constructs a part on its own.
+engine, the state owners (store, journal, deliveries), the reset barrier they share and the
+event bus that tells the dashboard what happened. The HTTP adapter (``app.py``), the CLI and
+the pytest plugin build a mock here and use it; none of them constructs a part on its own.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
 from . import logs
+from .bus import Bus
 from .contract import Contract, load_contract
 from .engine import Engine, Options
 from .generation import Generator
 from .journal import Journal
-from .lifecycle import Deliveries, install
+from .lifecycle import Attempt, Deliveries, install
 from .scenarios import ScenarioBook, load_scenarios
 from .settings import Settings
 from .state import Epoch
@@ -33,6 +35,7 @@ class Mock:
     deliveries: Deliveries
     epoch: Epoch
     unscrub: Callable[[], None] = lambda: None
+    bus: Bus = field(default_factory=Bus)
 
     @property
     def book(self) -> ScenarioBook:
@@ -57,6 +60,7 @@ class Mock:
         self.book.reset()
         await self.deliveries.reset()  # awaits nothing: every step above and here is one atomic step
         await self.engine.store.clear()
+        self.bus.publish("reset", {"scenario": self.book.state()}, fresh_start=True)
 
     async def close(self) -> None:
         """Stop deliveries and let go of what this mock lent to process-wide logging."""
@@ -78,7 +82,9 @@ def build_mock(settings: Settings | None = None, *, contract: Contract | None = 
     settings = (settings or Settings()).replace(**changes) if changes else (settings or Settings())
     contract = contract or contract_for(settings)
     scenarios = load_scenarios(settings.scenarios_dir, contract)
-    book = ScenarioBook(scenarios, default=settings.scenario, directory=settings.scenarios_dir, contract=contract)
+    bus = Bus()
+    book = ScenarioBook(scenarios, default=settings.scenario, directory=settings.scenarios_dir, contract=contract,
+                        on_change=lambda: bus.publish("scenario", book.state()))
     epoch = Epoch()
     options = Options(strict=settings.strict, max_body_bytes=settings.max_body_bytes,
                       read_timeout_s=settings.read_timeout_s, store_limit=settings.store_limit,
@@ -95,4 +101,24 @@ def build_mock(settings: Settings | None = None, *, contract: Contract | None = 
                             settings.delivery_allowed_hosts, settings.journal_limit,
                             queue_limit=settings.delivery_queue_limit)
     install(engine, deliveries)
-    return Mock(settings, engine, journal, deliveries, epoch, unscrub)
+    deliveries.on_attempt = _announcer(deliveries, bus)
+    return Mock(settings, engine, journal, deliveries, epoch, unscrub, bus)
+
+
+def _announcer(deliveries: Deliveries, bus: Bus) -> Callable[[Attempt], None]:
+    """Tells the bus of each delivery attempt (``delivery``), with the webhook's line.
+
+    A webhook's penalty box changes in the same step as the attempt that decides it (no await
+    in between), so the event, built once the loop gets to it, shows the line as it is after
+    that step. An attempt recorded before a reset is not announced after it.
+    """
+    def announce(attempt: Attempt, generation: int) -> None:
+        if deliveries.epoch.current(generation):
+            lines = deliveries.lines(attempt.webhook_id)
+            bus.publish("delivery", {"attempt": asdict(attempt), "webhook": lines[0] if lines else None})
+
+    def heard(attempt: Attempt) -> None:
+        if bus.listening:
+            asyncio.get_running_loop().call_soon(announce, attempt, deliveries.epoch.value)
+
+    return heard

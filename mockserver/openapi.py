@@ -76,7 +76,7 @@ def document(contract: Contract) -> dict[str, Any]:
     schemes: dict[str, Any] = {}
     for op in contract.operations:
         paths.setdefault(op.path, {})[op.method.lower()] = _operation(
-            op, rid.header, request_id_header, components, contract.error_style == "problem")
+            op, rid.header, request_id_header, components, contract.error_shape.problem_details)
         for alternative in op.security:
             for scheme in (alternative, *alternative.also):
                 schemes[_scheme_name(scheme)] = _scheme_object(scheme)

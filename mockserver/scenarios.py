@@ -19,6 +19,7 @@ directory it also follows edits, additions, renames and deletions of scenario fi
 from __future__ import annotations
 
 import asyncio
+import difflib
 import hashlib
 import json
 import logging
@@ -30,7 +31,7 @@ import re2
 import yaml
 
 from .contract import Contract, Operation, deepest_error, shipped_validator
-from .errors import LoadError, LoadErrors, default_for, format_path, forbidden_message, line_of, problem
+from .errors import PROBLEM_DETAILS, ErrorShape, LoadError, LoadErrors, format_path, forbidden_message, line_of, problem
 from .answers import PROBLEM
 from .generation import BodyPlan, Generator, response_plan, sample_generator
 
@@ -285,8 +286,12 @@ def load_scenario_file(path: Path, checker: "ScriptChecker") -> Scenario:
         raise LoadError(path, "the file is empty; a scenario needs at least `rules:`", 1)
     error = deepest_error(shipped_validator("scenario.schema.json"), doc)
     if error is not None:
+        at = list(error.absolute_path)
+        unknown = _unknown_keys(error)
+        if unknown:  # the line of the misspelled key itself, not of the object holding it
+            at.append(unknown[0])
         where = format_path(error.absolute_path) or "the document"
-        raise LoadError(path, f"at {where}: {_explain(error)}", line_of(text, list(error.absolute_path)))
+        raise LoadError(path, f"at {where}: {_explain(error)}", line_of(text, at, key=bool(unknown)))
 
     def fail(where: Sequence[str | int], message: str) -> LoadError:
         return LoadError(path, f"at {format_path(where)}: {message}", line_of(text, list(where)))
@@ -300,10 +305,20 @@ def load_scenario_file(path: Path, checker: "ScriptChecker") -> Scenario:
     )
 
 
+def _unknown_keys(error: Any) -> list[str]:
+    if error.validator != "additionalProperties" or not isinstance(error.instance, dict):
+        return []
+    known = error.schema.get("properties", {})
+    return [str(key) for key in error.instance if key not in known]
+
+
 def _explain(error: Any) -> str:
     if error.validator == "additionalProperties":
-        allowed = ", ".join(sorted(error.schema.get("properties", {})))
-        return f"{error.message}; allowed here: {allowed}"
+        known = sorted(error.schema.get("properties", {}))
+        unknown = _unknown_keys(error)
+        close = difflib.get_close_matches(unknown[0], known, n=1) if unknown else []
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        return f"{error.message}; {hint}allowed here: {', '.join(known)}"
     if error.validator == "required":
         return error.message
     if error.validator == "enum":
@@ -377,7 +392,7 @@ class ScriptChecker:
 
     def problem(self, respond: Respond, match: Match | None) -> tuple[list[str | int], str] | None:
         """(where inside ``respond``, what is wrong), or None when the scripted answer is valid."""
-        operations = [op for op in self.contract.operations if _could_answer(op, match)]
+        operations = _routed(self.contract.operations, match)
         if not operations:
             return [], "the rule's match (method/path) fits no operation of the contract"
         if respond.fault == "reset":
@@ -393,7 +408,7 @@ class ScriptChecker:
                 continue
             merged, media = scripted_body(op, respond.status, respond.body, self.generator,
                                           prefer_null=self.contract.null_when_unsaid,
-                                          problem_style=self.contract.error_style == "problem")
+                                          shape=self.contract.error_shape)
             if media == PROBLEM and not op.responses[respond.status].content_type:
                 continue  # the document declares no body here: problem details say what went wrong
             errors = sorted(op.responses[respond.status].validator.iter_errors(merged),
@@ -417,6 +432,19 @@ def _short_message(error: Any) -> str:
     return error.message if len(error.message) < 160 else error.message[:157] + "..."
 
 
+def _routed(operations: Sequence[Operation], match: Match | None) -> list[Operation]:
+    """The operations a rule's match can reach. For a literal path, only the one the router
+    picks per method (the most specific template): ``/v1/webhooks/actions`` is never the get
+    of ``/v1/webhooks/{resourceId}``."""
+    fitting = [op for op in operations if _could_answer(op, match)]
+    if match is None or match.path is None or isinstance(match.path, Regex):
+        return fitting
+    best: dict[str, int] = {}
+    for op in fitting:
+        best[op.method] = max(best.get(op.method, -1), op.literal_segments)
+    return [op for op in fitting if op.literal_segments == best[op.method]]
+
+
 def _could_answer(op: Operation, match: Match | None) -> bool:
     if match is None:
         return True
@@ -429,7 +457,7 @@ def _could_answer(op: Operation, match: Match | None) -> bool:
 
 def scripted_body(op: Operation, status: int, override: Mapping[str, Any] | None, generator: Generator,
                   request_body: Any = None, prefer_null: bool = True,
-                  problem_style: bool = False) -> tuple[Any, str | None]:
+                  shape: ErrorShape = PROBLEM_DETAILS) -> tuple[Any, str | None]:
     """The body of a scripted answer and its media type: the override merged over what the
     contract would give. A success is generated from its schema; an error takes the
     contract's error shape, or for a contract without one the body the document declares
@@ -438,12 +466,10 @@ def scripted_body(op: Operation, status: int, override: Mapping[str, Any] | None
     media = declared.content_type if declared is not None else "application/json"
     if 200 <= status < 300:
         base = response_plan(op, status, prefer_null=prefer_null).render(generator, request_body)
-    elif not problem_style:
-        base, media = default_problem(op, status).body(), "application/json"
-    elif declared is not None and declared.content_type:
-        base = BodyPlan(declared.schema, prefer_null=prefer_null).render(generator)
+    elif not shape.problem_details or declared is None or not declared.content_type:
+        base, media = shape.body(default_problem(op, status)), shape.media_type
     else:
-        base, media = default_problem(op, status).problem_details(), PROBLEM
+        base = BodyPlan(declared.schema, prefer_null=prefer_null).render(generator)
     return (deep_merge(base, override) if override else base), media
 
 
@@ -451,7 +477,7 @@ def default_problem(op: Operation | None, status: int):
     """The contract's default error for a status; 403 names the operation's permission."""
     if status == 403:
         return problem(403, message=forbidden_message(op.permission if op else None))
-    return problem(status, *default_for(status)[1:])
+    return problem(status)
 
 
 def deep_merge(base: Any, override: Mapping[str, Any]) -> Any:
@@ -480,8 +506,11 @@ class ScenarioBook:
     """Loaded scenarios plus run-time choices and counters. Lives on the server's event loop."""
 
     def __init__(self, scenarios: Mapping[str, Scenario], default: str | None = None,
-                 directory: Path | None = None, contract: Contract | None = None) -> None:
+                 directory: Path | None = None, contract: Contract | None = None,
+                 on_change: Callable[[], None] | None = None) -> None:
         self.scenarios = dict(scenarios)
+        # Told after the selection, a binding or the loaded scenarios change (not at reset()).
+        self.on_change = on_change
         if default is not None and default not in self.scenarios:
             raise UnknownScenario(default)
         self.default = default
@@ -550,13 +579,18 @@ class ScenarioBook:
             self.get(name)
         if kind is None or credential is None:
             self.active = name
-            return
-        key = (kind, credential)
-        if name is None:
-            self.bindings.pop(key, None)
         else:
-            self.bindings[key] = name
-        self.counters = {k: v for k, v in self.counters.items() if k[1] != f"{kind}:{fingerprint(credential)}"}
+            key = (kind, credential)
+            if name is None:
+                self.bindings.pop(key, None)
+            else:
+                self.bindings[key] = name
+            self.counters = {k: v for k, v in self.counters.items() if k[1] != f"{kind}:{fingerprint(credential)}"}
+        self._changed()
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
 
     def reset(self) -> None:
         self.active = self.default
@@ -632,6 +666,8 @@ class ScenarioBook:
                 log.info("scenario %s loaded from %s now that the name is free", scenario.name, path)
         for name in sorted(dropped - set(self.scenarios)):
             self._forget(name)
+        if reloaded or dropped:
+            self._changed()
         return reloaded
 
     def _name_from(self, path: Path) -> str | None:

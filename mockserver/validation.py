@@ -108,13 +108,14 @@ def parameter_violations(params: Mapping[str, Parameter], values: Mapping[str, s
     """Violations of path, query or header parameters; each names the parameter."""
     found = []
     for name, param in params.items():
-        if name not in values:
+        value = param.gather(values, name)
+        if value is None:
             if param.required:
                 found.append(Violation(MISSING_FIELD, name, f"{location} parameter {name} is required"))
             continue
-        if not param.accepts(values[name]):
+        if not param.accepts(value):
             expected = _expectation(param.schema)
-            found.append(Violation(param.error_code, name, f"{location} parameter {name} must be {expected}"))
+            found.append(Violation(param.error_kind, name, f"{location} parameter {name} must be {expected}"))
     return found
 
 
@@ -129,10 +130,10 @@ def body_violations(op: Operation, body: Any, strict: bool = False) -> list[Viol
     parts = validator.parts
     if parts is None or not isinstance(body, dict):
         for error in validator.reference.iter_errors(body):
-            found.extend(_translate(error))
+            found.extend(violations_of(error))
     else:
         found.extend(_part_violations(parts, body))
-    found.sort(key=lambda v: v.code != MISSING_FIELD)
+    found.sort(key=lambda v: v.kind != MISSING_FIELD)
     return _unique(found)
 
 
@@ -144,14 +145,14 @@ def _part_violations(parts: ObjectParts, body: dict[str, Any]) -> Iterable[Viola
     for name, sub in parts.properties.items():
         if name in body:
             for error in sub.iter_errors(body[name]):
-                yield from _translate(error, (name,))
+                yield from violations_of(error, (name,))
     if parts.closed:
         for name in body:
             if name not in parts.properties:
                 yield Violation(INVALID_FIELD, name, f"{name} is not a field of this request")
 
 
-def _translate(error: ValidationError, prefix: tuple[str, ...] = ()) -> Iterable[Violation]:
+def violations_of(error: ValidationError, prefix: tuple[str, ...] = ()) -> Iterable[Violation]:
     """A jsonschema error as violations: one per missing field, else one INVALID_FIELD."""
     path = [*prefix, *error.absolute_path]
     keyword = error.validator

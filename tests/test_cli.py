@@ -172,3 +172,16 @@ def test_serve_warns_when_bound_to_all_interfaces():
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=15)
     assert "all interfaces" in err
+
+
+def test_a_port_in_use_is_one_line_that_suggests_port_0():
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        out, err = io.StringIO(), io.StringIO()
+        assert run(["serve", "--port", str(port)], out, err) == 1
+    lines = err.getvalue().strip().splitlines()
+    assert len(lines) == 1 and f"cannot listen on 127.0.0.1:{port}" in lines[0] and "--port 0" in lines[0], lines

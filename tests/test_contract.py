@@ -88,5 +88,8 @@ def test_a_broken_overlay_value_is_one_line_from_check(tmp_path, edit, expected)
     code = run(["check", "--openapi", str(VENDOR), "--overlay", "solvimon", "--overlay", str(overlay)], io.StringIO(), err)
     assert code == 2
     lines = err.getvalue().strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"mockserver: error: {VENDOR}"), err.getvalue()
+    # the overlay wrote the broken value: its file and line are named
+    line = next(i for i, text in enumerate(overlay.read_text().splitlines(), 1)
+                if any(word in text for word in ("pattern", "method", "key:")))
+    assert len(lines) == 1 and lines[0].startswith(f"mockserver: error: {overlay}:{line}: "), err.getvalue()
     assert expected in lines[0]

@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
+import hmac
 import json
 import socket
 import time
+from dataclasses import replace
 from itertools import count
 
 import pytest
+import yaml
 from aiohttp import web
 
-from conftest import AUTH, CONTRACT, SPEC, SCENARIOS, api_error, created, minimal
+from conftest import AUTH, CONTRACT, DATA, SPEC, SCENARIOS, api_error, created, minimal
 from mockserver import create_app
 from mockserver.http import MOCK
 from mockserver.mock import build_mock
@@ -25,6 +29,7 @@ from mockserver.signing import sign, signature_headers, verify
 
 
 OPS = {op.operation_id: op for op in CONTRACT.operations}
+SIGNING = CONTRACT.deliveries.signing
 _SENTINELS = count(1)
 
 
@@ -146,8 +151,21 @@ async def test_events_arrive_signed_in_order_and_filtered_by_actions(mock, recei
     assert [a["status"] for a in attempts] == [204, 204, 204]
     assert {a["webhook_id"] for a in attempts} == {hook["id"]}
     assert set(attempts[0]) == {"webhook_id", "event_id", "event_type", "attempt", "status", "error", "refused",
-                                "latency_ms", "at"}
+                                "latency_ms", "at", "headers"}
     assert attempts[0]["refused"] is False
+    sent = {k.lower(): v for k, v in first["headers"].items()}  # the signature headers, as the receiver saw them
+    assert all(sent[name.lower()] == value for name, value in attempts[0]["headers"].items()), attempts[0]
+    assert "X-Webhook-Signature" in attempts[0]["headers"]
+
+
+async def test_credential_headers_of_a_delivery_are_recorded_by_name_only(mock, receiver):
+    hook = await register(mock, receiver, authentication_type="API_KEY", api_header_field="X-Receiver-Key",
+                          api_key="receiver-secret-123")
+    await mock.post(f"/v1/webhooks/{hook['id']}/send-test", headers=AUTH)
+    assert receiver.received[-1]["headers"]["X-Receiver-Key"] == "receiver-secret-123"
+    attempts = await deliveries(mock)
+    assert attempts[-1]["headers"]["X-Receiver-Key"] == "[redacted]"
+    assert "receiver-secret-123" not in json.dumps(attempts)
 
 
 async def test_every_action_reaches_a_webhook_without_filters_and_inactive_ones_get_nothing(mock, receiver):
@@ -297,6 +315,16 @@ async def test_send_test_and_test_connection_really_call_the_url(mock, receiver)
     assert resp.status == 200 and result["successful"] is False and "503" in result["message"]
 
 
+async def test_send_test_sends_the_first_event_the_webhook_selects(mock, receiver):
+    hook = await register(mock, receiver, included_actions=["INVOICE.CREATED"], active=False)
+    resp = await mock.post(f"/v1/webhooks/{hook['id']}/send-test", headers=AUTH)
+    assert resp.status == 200 and (await resp.json())["successful"] is True
+    assert json.loads(receiver.received[-1]["body"])["type"] == "INVOICE.CREATED"
+    everything = await register(mock, receiver)
+    await mock.post(f"/v1/webhooks/{everything['id']}/send-test", headers=AUTH)
+    assert json.loads(receiver.received[-1]["body"])["type"] != "INVOICE.CREATED"  # the catalogue's first
+
+
 async def test_unknown_event_types_are_refused(mock):
     resp = await mock.post("/__mock/events", json={"type": "INVOICE.EXPLODED"})
     body = await resp.json()
@@ -334,15 +362,72 @@ async def test_dropping_the_previous_secret_clears_its_signing_protocol_too(mock
 
 def test_verify_rejects_stale_tampered_and_unsigned_bodies():
     body = b'{"type":"INVOICE.CREATED"}'
-    headers = signature_headers(["whsec_a"], body, timestamp=1_000_000)
+    headers = signature_headers(SIGNING, ["whsec_a"], body, timestamp=1_000_000)
     assert verify("whsec_a", body, headers, now=1_000_100)
     assert not verify("whsec_a", body, headers, now=1_000_400)
     assert verify("whsec_a", body, headers, tolerance_s=1000, now=1_000_400)
     assert not verify("whsec_a", body + b" ", headers, now=1_000_100)
     assert not verify("whsec_a", body, {}, now=1_000_100)
-    assert headers["X-Webhook-Signature"] == sign("whsec_a", 1_000_000, body)
+    assert headers["X-Webhook-Signature"] == sign(SIGNING, "whsec_a", 1_000_000, body)
     lower = {k.lower(): v for k, v in headers.items()}
     assert verify("whsec_a", body, lower, now=1_000_000)
+
+
+def test_the_bundled_scheme_is_the_documented_hmac_of_timestamp_dot_body():
+    body = b'{"type":"INVOICE.CREATED"}'
+    expected = hmac.new(b"whsec_a", b"1000000." + body, hashlib.sha256).hexdigest()
+    assert sign(SIGNING, "whsec_a", 1_000_000, body) == f"v1={expected}"
+    assert verify("whsec_a", body, {"X-Webhook-Timestamp": "1000000", "X-Webhook-Signature": f"v1={expected}"},
+                  now=1_000_000)
+
+
+def test_verify_takes_another_contract_s_scheme():
+    scheme = replace(SIGNING, signature_header="Sig", signed="{body}|{timestamp}", encoding="base64",
+                     entry="s={signature}", separator=" ")
+    body = b"{}"
+    headers = signature_headers(scheme, ["k1", "k2"], body, timestamp=7)
+    mac = base64.b64encode(hmac.new(b"k2", b"{}|7", hashlib.sha256).digest()).decode()
+    assert headers["Sig"].split(" ")[1] == f"s={mac}"
+    assert verify("k2", body, headers, now=7, scheme=scheme)
+    assert not verify("k2", body, headers, now=7)  # the bundled scheme looks for other headers
+
+
+# ------------------------------------------------------------------ the contract is data
+
+
+async def test_headers_envelope_and_attempts_come_from_the_contract(make_client, receiver, tmp_path):
+    overlay = yaml.safe_load((SPEC / "overlays" / "solvimon-webhooks.yaml").read_text())
+    block = next(a for a in overlay["actions"] if a["target"] == "$")["update"]["x-mock"]["deliveries"]
+    block["signing"]["signatureHeader"] = "X-Mock-Signature"
+    block["retries"]["attempts"] = 2
+    block["event"]["envelope"] = {"type": "event_type", "data": "data"}
+    changed = tmp_path / "webhooks.yaml"
+    changed.write_text(yaml.safe_dump(overlay, sort_keys=False))
+    mock = await make_client(overlays=["solvimon", str(changed)], fast_retries=True, delivery_timeout_s=2)
+    scheme = mock.server.app[MOCK].contract.deliveries.signing
+    hook = await register(mock, receiver)
+    receiver.failing = True
+    await emit(mock, "INVOICE.CREATED")
+    state = await wait_boxed(mock, hook["id"])
+    assert state["penalty_box_data"]["retry_count"] == 2
+    assert [(a["attempt"], a["status"]) for a in await deliveries(mock)] == [(1, 503), (2, 503)]
+    assert len(receiver.received) == 2
+    got = receiver.received[0]
+    assert list(got["json"]) == ["event_type", "data"] and got["json"]["event_type"] == "INVOICE.CREATED"
+    assert "X-Webhook-Signature" not in got["headers"] and "X-Mock-Signature" in got["headers"]
+    assert verify(hook["secret_key"], got["body"], got["headers"], scheme=scheme)
+    assert not verify(hook["secret_key"], got["body"], got["headers"])  # the bundled scheme's header is absent
+
+
+async def test_a_contract_without_deliveries_serves_and_refuses_events(make_client):
+    mock = await make_client(openapi=[DATA / "openapi" / "petstore.yaml"], scenarios_dir=None)
+    engine = mock.server.app[MOCK].engine
+    assert engine.contract.deliveries is None and engine.actions == {} and engine.presenters == {}
+    resp = await mock.post("/__mock/events", json={"type": "PET.CREATED"})
+    text = await resp.text()
+    assert resp.status == 400 and "delivers no events" in text, text
+    assert await (await mock.get("/__mock/deliveries")).json() == {"deliveries": [], "webhooks": []}
+    assert (await mock.post("/__mock/reset")).status == 200
 
 
 # ------------------------------------------------------------------ the reset barrier

@@ -41,7 +41,7 @@ def test_good_date_times_pass(value):
 ])
 def test_bad_date_times_are_rejected(value):
     found = body_violations(CREATE, minimal(secret_rolled_at=value))
-    assert [(v.code, v.field) for v in found] == [("INVALID_FIELD", "secret_rolled_at")]
+    assert [(v.kind, v.field) for v in found] == [("invalid-field", "secret_rolled_at")]
 
 
 def test_null_date_time_is_allowed():

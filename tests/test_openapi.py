@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from jsonschema import Draft202012Validator
 
 from conftest import CONTRACT
@@ -62,6 +63,7 @@ def _schemathesis() -> str:
     return str(found) if found.exists() else shutil.which("schemathesis") or "schemathesis"
 
 
+@pytest.mark.slow
 def test_schemathesis_finds_no_contract_violation(live, tmp_path):
     """Positive data accepted, negative rejected, wrong credentials refused, every response
     conforming: fixed seed, bounded examples. The server accepts only the one key it is given,

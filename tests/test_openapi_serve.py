@@ -97,6 +97,21 @@ async def test_query_arrays_and_cookie_parameters_are_checked(pets):
     assert isinstance(tree["name"], str)
 
 
+@pytest.mark.parametrize(("query", "status", "field"), [
+    ("ages=1&ages=2", 200, None), ("ages=1&ages=x", 400, "ages"), ("ages=-1", 400, "ages"),
+    ("owners=ann|bob", 200, None), ("owners=ann|b", 400, "owners"), ("owners=an|bo|cy|di", 400, "owners"),
+    ("filter[name]=Rex&filter[older_than]=2", 200, None), ("filter[older_than]=x", 400, "filter"),
+    ("filter[name]=R", 400, "filter"), ("filter[colour]=red", 400, "filter"),
+])
+async def test_exploded_delimited_and_deep_object_query_parameters(pets, query, status, field):
+    resp = await pets.get(f"/pets?{query}", headers=KEY)
+    if status == 200:
+        await answered(resp, "listPets", 200)
+    else:
+        body = await problem(resp, status)
+        assert body["errors"][0]["field"] == field, body
+
+
 async def test_an_operation_under_an_item_answers_404_when_the_item_is_unknown_or_deleted(pets):
     cookie = {**KEY, "Cookie": "session=abc"}
     await problem(await pets.get("/pets/1/family", headers=cookie), 404)
@@ -224,4 +239,4 @@ async def test_a_scripted_error_in_a_contract_without_an_error_shape_is_problem_
                                         "    respond: {status: 404}\n")
     client = await make_client(openapi=[PETSTORE], scenarios_dir=tmp_path, scenario="down")
     body = await problem(await client.get("/pets/1", headers=KEY), 404)
-    assert body["status"] == 404 and body["title"] == "Not Found" and body["code"] == "RESOURCE_NOT_FOUND"
+    assert body["status"] == 404 and body["title"] == "Not Found" and body["code"] == "not-found"

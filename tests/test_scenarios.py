@@ -357,6 +357,16 @@ async def test_prefer_code_201_still_needs_a_valid_request(client):
     await api_error(await client.post("/v1/webhooks", json={}, headers={**AUTH, "Prefer": "code=201"}), 400, "MISSING_FIELD")
 
 
+async def test_prefer_code_is_granted_only_with_credentials_but_a_scenario_error_answers_anyway(client):
+    body = await api_error(await client.post("/v1/webhooks", json=minimal(), headers={"Prefer": "code=403"}),
+                           401, "UNAUTHORISED")
+    assert "403" not in body["message"]
+    await api_error(await client.post("/v1/webhooks", json=minimal(), headers={"Prefer": "code=500"}),
+                    401, "UNAUTHORISED")
+    await api_error(await client.post("/v1/webhooks", json=minimal(), headers={"X-Mock-Scenario": "internal-error"}),
+                    500, "INTERNAL_ERROR")
+
+
 async def test_prefer_code_outside_the_contract_is_a_400(client):
     body = await api_error(await client.post("/v1/webhooks", json=minimal(), headers={**AUTH, "Prefer": "code=418"}),
                            400, "BAD_REQUEST")
@@ -592,3 +602,13 @@ async def test_a_scripted_success_whose_operation_fails_is_not_used_up(make_clie
     assert first.status == 200 and first.headers.get("X-Scripted") == "yes"
     second = await client.get(f"/v1/webhooks/{hook['id']}", headers=AUTH)
     assert second.status == 200 and "X-Scripted" not in second.headers
+
+
+def test_a_rule_for_a_literal_path_is_held_to_the_operation_the_router_picks(tmp_path):
+    from mockserver.scenarios import load_scenarios
+
+    (tmp_path / "actions.yaml").write_text(
+        "rules:\n  - match: {method: GET, path: /v1/webhooks/actions}\n"
+        "    respond:\n      status: 200\n      body: {data: []}\n")
+    scenarios = load_scenarios(tmp_path, CONTRACT)
+    assert "actions" in scenarios  # not refused as a body of getWebhooksByResourceId

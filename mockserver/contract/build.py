@@ -66,16 +66,18 @@ def load_openapi(documents: Sequence[Path | str], overlays: Sequence[Path | str]
     misses: list[set[str]] = []
     for source in loaded.roots:
         data = source.data
+        origins: overlay.Origins = {}
         if applied:
             try:
-                data = overlay.apply(source.data, applied)
+                data = overlay.apply(source.data, applied, origins)
                 misses.append(set())
             except LoadErrors as exc:
                 # With several documents an action may fit only some of them: it is an error
                 # only when it fits none. Apply action by action to keep what did fit.
                 misses.append({str(e) for e in exc.errors})
-                data = _apply_what_fits(source.data, applied)
-        docs.append(Document(source.path, data, source.text))
+                origins.clear()
+                data = _apply_what_fits(source.data, applied, origins)
+        docs.append(Document(source.path, data, source.text, origins))
     if misses:
         everywhere = set.intersection(*misses)
         if everywhere:
@@ -100,13 +102,13 @@ class _AsIs(LoadError):
         return self.text
 
 
-def _apply_what_fits(document: dict, overlays: list[overlay.Overlay]) -> dict:
+def _apply_what_fits(document: dict, overlays: list[overlay.Overlay], origins: overlay.Origins) -> dict:
     data = document
     for ov in overlays:
         for action in ov.actions:
             single = overlay.Overlay(ov.source, ov.title, ov.version, (action,), ov.extends)
             try:
-                data = overlay.apply(data, [single])
+                data = overlay.apply(data, [single], origins)
             except LoadErrors:
                 continue
     return data

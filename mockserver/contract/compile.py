@@ -16,7 +16,7 @@ says so, else from ``conventions``.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
@@ -26,9 +26,10 @@ from referencing import Registry, Resource
 from referencing.exceptions import Unresolvable
 from referencing.jsonschema import DRAFT202012
 
-from ..errors import INVALID_FIELD, LoadError, LoadErrors, line_of
+from ..errors import INVALID_FIELD, KINDS, PROBLEM_DETAILS, ErrorShape, LoadError, LoadErrors, Violation, line_in, line_of, problem
 from ..generation import faker_has
 from . import conventions
+from .deliveries import compile_deliveries
 from .model import (
     _ANNOTATIONS,
     _DATA_KEYWORDS,
@@ -48,7 +49,7 @@ from .model import (
 
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 _JSON = re.compile(r"^application/(?:[\w.+-]+\+)?json$", re.I)
-DEFAULT_REQUEST_ID = RequestId("X-Request-Id", "req_", 20)
+DEFAULT_REQUEST_ID = RequestId("X-Request-Id", "req_", 20, declared=False)
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,28 @@ class Document:
     path: Path
     data: dict[str, Any]
     text: str = ""
+    origins: Mapping[Any, tuple[Path, Any]] = field(default_factory=dict)  # what overlays wrote (overlay.apply)
+
+    def locate(self, where: Sequence[Any]) -> tuple[Path, int | None]:
+        """File and line of the node at ``where``: the overlay that wrote it, else this document."""
+        node: Any = self.data
+        written: tuple[Path, Any] | None = None
+        rest: Sequence[Any] = where
+        for depth in range(len(where) + 1):
+            origin = self.origins.get(id(node)) if isinstance(node, (dict, list)) else None
+            if origin is not None:
+                written, rest = origin, where[depth:]
+            if depth == len(where):
+                break
+            if isinstance(node, dict) and (id(node), where[depth]) in self.origins:
+                written, rest = self.origins[(id(node), where[depth])], where[depth + 1:]
+            try:
+                node = node[where[depth]]
+            except (KeyError, IndexError, TypeError):
+                break
+        if written is not None:
+            return written[0], line_in(written[1], list(rest))
+        return self.path, line_of(self.text, list(where)) if self.text else None
 
 
 def compile_documents(documents: Sequence[Document], registry: Registry | None = None) -> Contract:
@@ -71,6 +94,7 @@ def compile_documents(documents: Sequence[Document], registry: Registry | None =
     operations: list[Operation] = []
     errors: list[LoadError] = []
     schemas: dict[str, dict[str, Any]] = {}
+    kind_uses: list[tuple[str, LoadError]] = []
     for doc in documents:
         compiler = _Compiler(doc, registry)
         errors.extend(_check_extensions(doc))
@@ -79,6 +103,7 @@ def compile_documents(documents: Sequence[Document], registry: Registry | None =
         except LoadError as exc:
             errors.append(exc)
         errors.extend(compiler.errors)
+        kind_uses.extend(compiler.kind_uses)
     if errors:
         raise LoadErrors(errors)
     _check_unique(operations)
@@ -87,21 +112,52 @@ def compile_documents(documents: Sequence[Document], registry: Registry | None =
     info = first.data.get("info", {})
     mock = first.data.get("x-mock", {}) if isinstance(first.data.get("x-mock"), dict) else {}
     rid = mock.get("requestId")
-    error_schema = mock.get("errorSchema")
+    error_schema, error_shape = _error_shape(_Compiler(first, registry), mock.get("errors"))
+    unknown = {str(problem): problem for kind, problem in kind_uses if kind not in {*KINDS, *error_shape.kinds}}
+    if unknown:  # one line per place, however many operations share the parameter
+        raise LoadErrors(list(unknown.values()))
     return Contract(
         source=first.path,
         title=str(info.get("title", first.path.name)),
         description=info.get("description"),
         operations=tuple(operations),
-        error_schema=_Compiler(first, registry).resolve(error_schema, ("x-mock", "errorSchema")) if error_schema else {},
+        error_schema=error_schema,
+        error_shape=error_shape,
         request_id=RequestId(rid["header"], rid["prefix"], int(rid["length"])) if rid else DEFAULT_REQUEST_ID,
         schemas=schemas,
         tenancy_header=(mock.get("tenancy", {}).get("header") or "").lower() or None,
-        error_style="api-error" if error_schema else "problem",
         null_when_unsaid=bool(mock.get("nullWhenUnsaid", False)),
         events={str(kind): _Compiler(first, registry).resolve(schema, ("x-mock", "events", kind))
                 for kind, schema in (mock.get("events") or {}).items()},
+        deliveries=compile_deliveries(
+            mock.get("deliveries"),
+            lambda where, message: _Compiler(first, registry).error(("x-mock", "deliveries", *where), message)),
     )
+
+
+def _error_shape(compiler: "_Compiler", spec: Any) -> tuple[dict[str, Any], ErrorShape]:
+    """The contract's error shape (x-mock ``errors``), each kind's body checked against its
+    schema now; without one, RFC 9457 problem details."""
+    where = ("x-mock", "errors")
+    if spec is None:
+        shape, schema = PROBLEM_DETAILS, {}
+    else:
+        if not isinstance(spec, Mapping) or not all(isinstance(spec.get(k), Mapping) for k in ("schema", "body")):
+            raise compiler.error(where, "x-mock errors needs a schema and a body template (objects)")
+        kinds = spec.get("kinds") or {}
+        if not isinstance(kinds, Mapping) or not all(isinstance(v, Mapping) for v in kinds.values()):
+            raise compiler.error((*where, "kinds"), "x-mock errors kinds maps each kind of problem to its values")
+        schema = compiler.resolve(spec["schema"], (*where, "schema"))
+        shape = ErrorShape(dict(spec["body"]), dict(spec.get("violation") or {}), {k: dict(v) for k, v in kinds.items()})
+        validator = compile_validator(schema)
+        for kind in sorted({*KINDS, *kinds}):
+            sample = problem(400, kind, "m", "f", (Violation(kind, "f", "m"), Violation(kind, "g", "n")))
+            broken = next(iter(validator.iter_errors(shape.body(sample))), None)
+            if broken is not None:
+                at = (*where, "kinds", kind) if kind in kinds else (*where, "body")
+                reason = broken.message if len(broken.message) <= 200 else broken.message[:200] + " ..."
+                raise compiler.error(at, f"an error of kind {kind} breaks the error schema: {reason}")
+    return schema, shape
 
 
 def _check_extensions(doc: Document) -> list[LoadError]:
@@ -110,8 +166,8 @@ def _check_extensions(doc: Document) -> list[LoadError]:
     found: list[LoadError] = []
 
     def error(path: tuple[Any, ...], message: str) -> LoadError:
-        line = line_of(doc.text, list(path)) if doc.text else None
-        return LoadError(doc.path, f"at {'.'.join(map(str, path))}: {message}", line)
+        file, line = doc.locate(path)
+        return LoadError(file, f"at {'.'.join(map(str, path))}: {message}", line)
 
     stack: list[tuple[Any, tuple[Any, ...]]] = [(doc.data, ())]
     while stack:
@@ -167,11 +223,14 @@ class _Compiler:
         self.validators: dict[tuple[str, bool | None], Validator] = {}
         self.memo: dict[str, Any] = {}
         self.keep: list[Any] = []
+        # Error kinds that parameters name (x-mock errorKind), checked once the contract's kinds are known.
+        self.kind_uses: list[tuple[str, LoadError]] = []
 
     # ------------------------------------------------------------ errors and references
 
     def error(self, where: Sequence[Any], message: str) -> LoadError:
-        return LoadError(self.doc.path, message, line_of(self.doc.text, list(where)) if self.doc.text else None)
+        file, line = self.doc.locate(where)
+        return LoadError(file, message, line)
 
     def resolve(self, node: Any, where: Sequence[Any]) -> Any:
         """The node with every $ref inlined (recursive ones as $defs), in JSON Schema 2020-12."""
@@ -285,12 +344,17 @@ class _Compiler:
             schema_node = next(iter(param["content"].values())).get("schema")
         schema = self.resolve(schema_node if schema_node is not None else {}, (*where, "schema"))
         mock = param.get("x-mock", {}) if isinstance(param.get("x-mock"), dict) else {}
+        if "errorKind" in mock:
+            self.kind_uses.append((str(mock["errorKind"]), self.error(
+                (*where, "x-mock", "errorKind"), f"parameter {param.get('name')} names error kind "
+                                                 f"{mock['errorKind']!r}, which the contract does not know "
+                                                 f"(x-mock errors kinds)")))
         return Parameter(
             name=str(param["name"]),
             schema=schema,
             validator=self.validator(schema),
             required=bool(param.get("required", param["in"] == "path")),
-            error_code=str(mock.get("errorCode", INVALID_FIELD)),
+            error_kind=str(mock.get("errorKind", INVALID_FIELD)),
             description=param.get("description"),
             style=str(param.get("style", "form" if param["in"] in ("query", "cookie") else "simple")),
             explode=bool(param.get("explode", param.get("style", "form") == "form")),
@@ -311,7 +375,7 @@ class _Compiler:
         return RequestBody(
             content_type=media.lower(),
             schema=schema,
-            validator=self.validator(schema, fast=True if json_body else False),
+            validator=self.validator(schema, fast=None if json_body else False),  # compiled by Engine.warm_up
             strict_validator=LazyValidator(lambda: compile_validator(_closed(schema), fast=None)),
             required=bool(body.get("required", False)),
             json=json_body,

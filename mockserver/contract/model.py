@@ -14,12 +14,12 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Iterator, Mapping
 from urllib.parse import unquote
 
-import fastjsonschema
-from fastjsonschema import JsonSchemaValueException
+import jsonschema_rs
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
-from ..formats import FORMAT_CHECKER, INTEGER_RANGES, is_date_time, is_uri
+from ..errors import PROBLEM_DETAILS, ErrorShape
+from ..formats import FORMAT_CHECKER, INTEGER_RANGES, ReferenceValidator
 # Keys whose values are data, not subschemas: never walked for $ref.
 _DATA_KEYWORDS = frozenset({"const", "enum", "default", "examples", "example", "x-faker"})
 # Keys that only annotate; a $ref sibling with one of these overrides the target.
@@ -27,6 +27,9 @@ _ANNOTATIONS = frozenset({
     "title", "description", "default", "examples", "readOnly", "writeOnly",
     "deprecated", "x-faker", "$comment",
 })
+
+
+_DELIMITERS = {"spaceDelimited": " ", "pipeDelimited": "|"}
 
 
 @dataclass(frozen=True)
@@ -37,7 +40,7 @@ class Parameter:
     schema: dict[str, Any]
     validator: Validator
     required: bool
-    error_code: str
+    error_kind: str
     description: str | None
     style: str = "simple"
     explode: bool = False
@@ -46,15 +49,18 @@ class Parameter:
     def coerce(self, value: str) -> Any:
         """A path or query string as the type its schema declares (``"20"`` -> 20), when it parses.
 
-        An array travels as comma-separated values (repeated query keys arrive joined the same way).
+        An array travels as comma-separated values (repeated query keys arrive joined the same
+        way), or separated by spaces or pipes for the ``spaceDelimited`` and ``pipeDelimited``
+        styles when not exploded.
         """
         types = self.schema.get("type")
         types = [types] if isinstance(types, str) else list(types or [])
         if "array" in types and "string" not in types:
             items = self.schema.get("items")
             item = Parameter(self.name, items if isinstance(items, dict) else {}, self.validator, False,
-                             self.error_code, None)
-            return [item.coerce(v) for v in value.split(",")] if value else []
+                             self.error_kind, None)
+            separator = "," if self.explode else _DELIMITERS.get(self.style, ",")
+            return [item.coerce(v) for v in value.split(separator)] if value else []
         if "integer" in types and len(value) <= 4000 and re.fullmatch(r"-?[0-9]+", value):
             return int(value)
         if "number" in types:
@@ -66,8 +72,25 @@ class Parameter:
             return value == "true"
         return value
 
-    def accepts(self, value: str) -> bool:
+    def gather(self, values: Mapping[str, str], key: str) -> str | dict[str, Any] | None:
+        """This parameter's value among a request's values: ``key`` (its name as the request's
+        values spell it), or for the ``deepObject`` style every ``key[property]``, as an object
+        of coerced properties."""
+        if self.style != "deepObject":
+            return values.get(key)
+        prefix = key + "["
+        found = {key[len(prefix):-1]: value for key, value in values.items()
+                 if key.startswith(prefix) and key.endswith("]")}
+        if not found:
+            return None
+        props = self.schema.get("properties") or {}
+        return {key: Parameter(key, props[key], self.validator, False, self.error_kind, None).coerce(value)
+                if isinstance(props.get(key), dict) else value for key, value in found.items()}
+
+    def accepts(self, value: str | dict[str, Any]) -> bool:
         """Whether a value is valid; remembered, because a client sends the same few values again and again."""
+        if isinstance(value, dict):  # a deepObject: not worth remembering
+            return self.validator.is_valid(value)
         known = self._seen.get(value)
         if known is None:
             known = self.validator.is_valid(self.coerce(value))
@@ -185,6 +208,7 @@ class RequestId:
     header: str
     prefix: str
     length: int
+    declared: bool = True  # False: the contract promises none; the mock's own default is used
 
 
 @dataclass(frozen=True)
@@ -199,27 +223,30 @@ class Contract:
     request_id: RequestId
     schemas: Mapping[str, dict[str, Any]] = field(default_factory=dict)
     tenancy_header: str | None = None
-    error_style: str = "api-error"  # the contract's ApiError shape, or "problem": RFC 9457 problem details
+    error_shape: ErrorShape = PROBLEM_DETAILS  # how errors are written (x-mock errors), else RFC 9457
     events: Mapping[str, dict[str, Any]] = field(default_factory=dict)  # object type -> data of its events
     # Whether a nullable answer field is null unless the contract says how to make a value
     # (x-faker, a default); else every field gets a value, as most documents expect.
     null_when_unsaid: bool = False
+    # How resources deliver events: compiled by contract.deliveries from x-mock ``deliveries``.
+    deliveries: Any = None
 
     def write_only_fields(self) -> frozenset[str]:
         """Names of request fields marked ``writeOnly`` anywhere: never echoed, logged or journaled."""
         names: set[str] = set()
+        memo: dict[int, frozenset[str]] = {}
         for op in self.operations:
             if op.request_body is not None:
-                names.update(flagged_properties(op.request_body.schema, "writeOnly"))
+                names.update(flagged_properties(op.request_body.schema, "writeOnly", memo))
         return frozenset(names)
 
 
 class Validator:
     """jsonschema as the reference, with a compiled fast path for the common case.
 
-    ``is_valid`` asks a code-generated validator (fastjsonschema) when the schema
-    only uses keywords whose meaning is the same in its draft; detailed errors
-    always come from jsonschema, so messages never depend on the fast path.
+    ``is_valid`` asks jsonschema-rs (Draft 2020-12 compiled in Rust, with the same format
+    checks and ECMA-262 patterns as the reference); detailed errors always come from
+    jsonschema, so messages never depend on the fast path.
     """
 
     __slots__ = ("schema", "reference", "parts", "_fast", "_want_fast")
@@ -227,7 +254,7 @@ class Validator:
     def __init__(self, schema: Mapping[str, Any], fast: bool | None = False) -> None:
         """``fast``: True compiles the fast path now, None on first use, False never (off the request path)."""
         self.schema = schema
-        self.reference = Draft202012Validator(schema, format_checker=FORMAT_CHECKER)
+        self.reference = ReferenceValidator(schema, format_checker=FORMAT_CHECKER)
         self.parts = _object_parts(schema)
         self._want_fast = fast is None
         self._fast = _compile_fast(schema) if fast else None
@@ -243,11 +270,7 @@ class Validator:
             self._want_fast = False
             self._fast = _compile_fast(self.schema)
         if self._fast is not None:
-            try:
-                self._fast(instance)
-                return True
-            except JsonSchemaValueException:
-                return False
+            return self._fast(instance)
         return self.reference.is_valid(instance)
 
     def iter_errors(self, instance: Any) -> Iterator[ValidationError]:
@@ -288,7 +311,7 @@ class ObjectParts:
     runs the reference validator over the properties that were sent, one at a time."""
 
     required: tuple[str, ...]
-    properties: Mapping[str, Draft202012Validator]
+    properties: Mapping[str, ReferenceValidator]
     closed: bool
 
 
@@ -305,7 +328,7 @@ def _object_parts(schema: Mapping[str, Any]) -> ObjectParts | None:
         return None
     return ObjectParts(
         required=tuple(schema.get("required", ())),
-        properties={name: Draft202012Validator(sub, format_checker=FORMAT_CHECKER)
+        properties={name: ReferenceValidator(sub, format_checker=FORMAT_CHECKER)
                     for name, sub in schema.get("properties", {}).items()},
         closed=extra is False,
     )
@@ -316,42 +339,42 @@ def compile_validator(schema: Mapping[str, Any], fast: bool | None = False) -> V
     return Validator(schema, fast)
 
 
-# Keywords whose meaning fastjsonschema (draft-07) shares with Draft 2020-12.
-_FAST_KEYWORDS = frozenset({
-    "type", "properties", "required", "enum", "const", "pattern", "maxLength", "minLength", "minimum",
-    "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf", "items", "additionalProperties",
-    "format", "allOf", "anyOf", "oneOf", "not", "minItems", "maxItems", "uniqueItems", "minProperties",
-    "maxProperties", "propertyNames", "patternProperties",
-}) | _ANNOTATIONS | {"examples", "example"}
-_FAST_FORMATS = frozenset({"uri", "date-time", *INTEGER_RANGES})
+# The formats the fast validator knows of its own accord, each made to mean what it means to
+# the reference (FORMAT_CHECKER: checked as there, or not at all), so the two always agree.
+_RS_FORMATS = ("date", "date-time", "duration", "email", "hostname", "idn-email", "idn-hostname", "ipv4", "ipv6",
+               "iri", "iri-reference", "json-pointer", "regex", "relative-json-pointer", "time", "uri",
+               "uri-reference", "uri-template", "uuid")
 
 
-def _compile_fast(schema: Mapping[str, Any]) -> Callable[[Any], Any] | None:
-    if not _fast_compatible(schema):
-        return None
+def _as_reference(name: str) -> Callable[[str], bool]:
+    if name not in FORMAT_CHECKER.checkers:
+        return lambda value: True
+    return lambda value: FORMAT_CHECKER.conforms(value, name)
+
+
+_FORMATS = {name: _as_reference(name) for name in _RS_FORMATS}
+
+
+def _compile_fast(schema: Mapping[str, Any]) -> Callable[[Any], bool] | None:
+    """jsonschema-rs (Draft 2020-12, compiled in Rust) for the same schema; None for what it
+    cannot compile, which then stays with jsonschema alone."""
     try:
-        return fastjsonschema.compile(
-            {"$schema": "http://json-schema.org/draft-07/schema#", **_for_fast(schema)},
-            formats={"uri": is_uri, "date-time": is_date_time},
-            use_default=False,
-        )
-    except Exception:  # anything it cannot compile stays with jsonschema alone
+        return jsonschema_rs.Draft202012Validator(_for_fast(schema), formats=_FORMATS, validate_formats=True,
+                                                  ignore_unknown_formats=True).is_valid
+    except Exception:  # anything it refuses stays with the reference
         return None
 
 
 def _for_fast(schema: Any) -> Any:
-    """The same schema in words fastjsonschema reads alike: ``$`` inside character classes of
-    every pattern escaped (it turns each unescaped ``$`` into ``\\Z``), and an integer format
-    as the range it stands for (its format checks only ever see strings)."""
+    """The same schema in words the fast validator reads alike: an integer format as the
+    range it stands for (its format checks only ever see strings)."""
     if isinstance(schema, list):
         return [_for_fast(v) for v in schema]
     if not isinstance(schema, dict):
         return schema
     out: dict[str, Any] = {}
     for key, value in schema.items():
-        if key == "pattern" and isinstance(value, str):
-            out[key] = _escape_in_classes(value)
-        elif key == "format" and value in INTEGER_RANGES:
+        if key == "format" and value in INTEGER_RANGES:
             low, high = INTEGER_RANGES[value]
             out["allOf"] = [*out.get("allOf", ()), {"minimum": low, "maximum": high}]
         elif key == "allOf":
@@ -361,47 +384,6 @@ def _for_fast(schema: Any) -> Any:
         else:
             out[key] = _for_fast(value)
     return out
-
-
-def _escape_in_classes(pattern: str) -> str:
-    out = []
-    in_class = escaped = False
-    for i, char in enumerate(pattern):
-        if escaped:
-            escaped = False
-        elif char == "\\":
-            escaped = True
-        elif char == "[" and not in_class:
-            in_class = True
-        elif char == "]" and in_class and pattern[i - 1] != "[":
-            in_class = False
-        elif char == "$" and in_class:
-            out.append("\\")
-        out.append(char)
-    return "".join(out)
-
-
-def _fast_compatible(schema: Any) -> bool:
-    """True when every keyword (and format) means the same to the fast validator."""
-    if isinstance(schema, bool):
-        return True
-    if not isinstance(schema, dict):
-        return False
-    for key, value in schema.items():
-        if key not in _FAST_KEYWORDS:
-            return False
-        if key in ("properties", "patternProperties"):
-            if not all(_fast_compatible(v) for v in value.values()):
-                return False
-        elif key in ("items", "additionalProperties", "not", "propertyNames"):
-            if not _fast_compatible(value):  # a list-valued items means something else in draft-07
-                return False
-        elif key in ("allOf", "anyOf", "oneOf"):
-            if not all(_fast_compatible(v) for v in value):
-                return False
-        elif key == "format" and value not in _FAST_FORMATS:
-            return False
-    return True
 
 
 @lru_cache(maxsize=None)
@@ -429,24 +411,37 @@ def _path_regex(template: str) -> tuple[re.Pattern[str], int]:
 
 
 
-def _walk_key(node: Any, key: str, path: tuple[Any, ...] = ()) -> Iterator[tuple[tuple[Any, ...], Any]]:
-    """Every value stored under ``key`` in a schema, with its path; data keywords are not entered."""
-    if isinstance(node, dict):
-        for k, v in node.items():
-            if k == key:
-                yield path + (k,), v
-            elif k not in _DATA_KEYWORDS:
-                yield from _walk_key(v, key, path + (k,))
-    elif isinstance(node, list):
-        for i, v in enumerate(node):
-            yield from _walk_key(v, key, path + (i,))
+def flagged_properties(schema: Any, flag: str, memo: dict[int, frozenset[str]] | None = None) -> frozenset[str]:
+    """Property names carrying ``flag: true`` anywhere in a resolved schema.
 
+    Resolved schemas share their parts (a referenced schema is inlined once), so each part
+    is looked at once, however many properties hold it; a caller that asks about many
+    schemas of one contract (for one flag) passes the same ``memo`` each time.
+    """
+    memo = {} if memo is None else memo
 
-def flagged_properties(schema: Any, flag: str) -> Iterator[str]:
-    """Property names carrying ``flag: true`` anywhere in a resolved schema."""
-    for path, value in _walk_key(schema, flag):
-        if value is True and len(path) >= 3 and path[-3] == "properties":
-            yield str(path[-2])
+    def walk(node: Any) -> frozenset[str]:
+        if not isinstance(node, (dict, list)):
+            return frozenset()
+        known = memo.get(id(node))
+        if known is not None:
+            return known
+        memo[id(node)] = frozenset()  # a cycle contributes nothing more
+        found: set[str] = set()
+        if isinstance(node, list):
+            for item in node:
+                found |= walk(item)
+        else:
+            props = node.get("properties")
+            if isinstance(props, dict):
+                found.update(str(name) for name, sub in props.items() if isinstance(sub, dict) and sub.get(flag) is True)
+            for key, value in node.items():
+                if key not in _DATA_KEYWORDS:
+                    found |= walk(value)
+        memo[id(node)] = result = frozenset(found)
+        return result
+
+    return walk(schema)
 
 
 def _closed(schema: Any) -> Any:

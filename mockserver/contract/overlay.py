@@ -43,7 +43,7 @@ from jsonpath_rfc9535 import compile as compile_jsonpath
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
-from ..errors import LoadError, LoadErrors, format_path, line_in
+from ..errors import LoadError, LoadErrors, format_path, line_in, node_in
 
 __all__ = ["Action", "Overlay", "apply", "load_overlay"]
 
@@ -70,6 +70,8 @@ class Action:
     update: Any = field(default=None, hash=False)
     update_line: int | None = None
     remove: bool = False
+    source: Path | None = None
+    update_node: Any = field(default=None, compare=False, repr=False)  # composed YAML, for lines
 
 
 @dataclass(frozen=True)
@@ -129,6 +131,8 @@ def load_overlay(path: Path | str) -> Overlay:
             update=raw.get("update"),
             update_line=lines.of(["actions", index, "update"], key=True) if "update" in raw else None,
             remove=remove,
+            source=path,
+            update_node=node_in(lines.root, ["actions", index, "update"]) if "update" in raw else None,
         ))
     if errors:
         raise LoadErrors(errors)
@@ -253,14 +257,21 @@ def _kind(value: Any) -> str:
 # ------------------------------------------------------------------ applying
 
 
-def apply(document: Mapping[str, Any], overlays: Sequence[Overlay]) -> dict[str, Any]:
+# Where what an overlay put into a document was written: id of a container it inserted, or
+# (id of an object, key) of a value it set -> (overlay file, composed YAML node of what it
+# wrote), so that a problem found later in that part of the document names the overlay's line.
+Origins = dict[Any, tuple[Path, Any]]
+
+
+def apply(document: Mapping[str, Any], overlays: Sequence[Overlay], origins: Origins | None = None) -> dict[str, Any]:
     """A new document: ``document`` with every action of every overlay applied, in order.
 
     ``document`` is not changed; the result shares every part no action touched with it.
     Raises :class:`LoadErrors` listing every action that could not be applied (a target
-    that matches nothing, an update that does not fit what it selects), in order.
+    that matches nothing, an update that does not fit what it selects), in order. With
+    ``origins``, records where each inserted object or array was written.
     """
-    editor = _Editor(document)
+    editor = _Editor(document, origins)
     errors: list[LoadError] = []
     for overlay in overlays:
         for action in overlay.actions:
@@ -278,9 +289,10 @@ class _Editor:
     the input and is copied, along with its ancestors, before it is changed.
     """
 
-    def __init__(self, document: Mapping[str, Any]) -> None:
+    def __init__(self, document: Mapping[str, Any], origins: Origins | None = None) -> None:
         self._mine: dict[int, Any] = {}
         self.root: dict[str, Any] = self._copy(document)
+        self.origins = origins
 
     def run(self, action: Action) -> list[tuple[int | None, str]]:
         """Apply one action; the problems it met, as (line, message)."""
@@ -310,9 +322,9 @@ class _Editor:
                 except (LookupError, TypeError):
                     continue  # an earlier node of this action replaced what held it
                 if isinstance(target, dict) and isinstance(node.value, dict):
-                    self._merge(target, action.update)
+                    self._merge(target, action.update, action.source, action.update_node)
                 elif isinstance(target, list) and isinstance(node.value, list):
-                    target.append(copy.deepcopy(action.update))
+                    target.append(self._inserted(action.update, action.source, action.update_node))
             else:
                 primitives.append(node)
         problems: list[tuple[int | None, str]] = []
@@ -326,16 +338,34 @@ class _Editor:
                 f"{mismatched[0].path()}{_more(mismatched)}; what is merged into an object must be an object")))
         return problems
 
-    def _merge(self, target: dict[str, Any], update: Mapping[str, Any]) -> None:
+    def _merge(self, target: dict[str, Any], update: Mapping[str, Any], source: Path | None, node: Any) -> None:
         """Objects merge recursively; any other value of ``update`` replaces (Overlay 1.0.0)."""
         for key, value in update.items():
             current = target.get(key)
+            inner = node_in(node, [key]) if node is not None else None
             if isinstance(value, dict) and isinstance(current, dict):
                 if id(current) not in self._mine:
                     current = target[key] = self._copy(current)
-                self._merge(current, value)
+                self._merge(current, value, source, inner)
             else:
-                target[key] = copy.deepcopy(value)
+                target[key] = self._inserted(value, source, inner)
+                if self.origins is not None and source is not None and inner is not None:
+                    self.origins[(id(target), key)] = (source, inner)  # a value set into an object
+
+    def _inserted(self, value: Any, source: Path | None, node: Any) -> Any:
+        """A copy of ``value``, with where each of its containers was written when asked."""
+        made = copy.deepcopy(value)
+        if self.origins is not None and source is not None and node is not None:
+            stack = [(made, node)]
+            while stack:
+                item, at = stack.pop()
+                if isinstance(item, dict):
+                    self.origins[id(item)] = (source, at)
+                    stack.extend((v, node_in(at, [k])) for k, v in item.items() if isinstance(v, (dict, list)))
+                elif isinstance(item, list):
+                    self.origins[id(item)] = (source, at)
+                    stack.extend((v, node_in(at, [i])) for i, v in enumerate(item) if isinstance(v, (dict, list)))
+        return made
 
     def _remove(self, selected: dict[Location, JSONPathNode]) -> None:
         # Deepest and last first: removing element 3 of an array must not shift element 5
