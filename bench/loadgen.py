@@ -1,4 +1,4 @@
-"""Fallback load generator (used when wrk is not installed): keep-alive POSTs for a fixed time.
+"""Fallback load generator (used when wrk is not installed): keep-alive requests for a fixed time.
 
 Runs in its own process so it does not share a core's worth of GIL with the server.
 Prints one JSON line: requests, seconds, latency percentiles in milliseconds, statuses.
@@ -12,7 +12,7 @@ import time
 import aiohttp
 
 
-async def run(url: str, body: bytes, headers: dict, connections: int, duration: float) -> dict:
+async def run(url: str, method: str, body: bytes | None, headers: dict, connections: int, duration: float) -> dict:
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     deadline = time.perf_counter() + duration
@@ -21,7 +21,7 @@ async def run(url: str, body: bytes, headers: dict, connections: int, duration: 
         async def worker() -> None:
             while time.perf_counter() < deadline:
                 started = time.perf_counter()
-                async with session.post(url, data=body, headers=headers) as resp:
+                async with session.request(method, url, data=body, headers=headers) as resp:
                     await resp.read()
                 latencies.append(time.perf_counter() - started)
                 statuses[resp.status] = statuses.get(resp.status, 0) + 1
@@ -41,14 +41,16 @@ async def run(url: str, body: bytes, headers: dict, connections: int, duration: 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("url")
-    parser.add_argument("--body", required=True)
+    parser.add_argument("--method", default="POST")
+    parser.add_argument("--body", help="request body (none when left out)")
     parser.add_argument("--header", action="append", default=[])
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--duration", type=float, default=5.0)
     args = parser.parse_args()
     headers = dict(h.split(":", 1) for h in args.header)
     headers = {k.strip(): v.strip() for k, v in headers.items()}
-    print(json.dumps(asyncio.run(run(args.url, args.body.encode(), headers, args.connections, args.duration))))
+    body = args.body.encode() if args.body is not None else None
+    print(json.dumps(asyncio.run(run(args.url, args.method, body, headers, args.connections, args.duration))))
 
 
 if __name__ == "__main__":

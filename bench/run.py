@@ -1,10 +1,22 @@
-"""mockserver benchmark: `make bench`. Prints figures and ratios; never fails on a slow machine.
+"""mockserver benchmark: `make bench`. Prints figures, ratios and met / NOT met; never fails on a slow machine.
 
-Measured in one run, against a bare aiohttp handler started the same way:
-throughput and latency at 32 keep-alive connections for four cases, server CPU
-time per request (from the server process's own counters), cold start to the
-first 201, the per-test cost of the pytest fixture, and RSS after 100,000 and
-200,000 requests. Only 127.0.0.1 is loaded.
+Measured in one run. The baseline is a bare aiohttp handler that reads the body and returns
+a fixed 201, on uvloop as `mockserver serve` runs (the same handler on asyncio's own loop is
+a second row). Every target is a ratio to that baseline or an absolute figure, printed at the
+end with met / NOT met.
+
+Throughput, latency (p50, p99) at 32 keep-alive connections and server CPU time per request
+(from the server process's own counters), in interleaved rounds (bare, then mockserver), for:
+- creates on a fresh `mockserver serve`: valid, invalid with exactly two violations, a
+  scripted error, a client-bound scenario;
+- reads on a second `mockserver serve` that holds 10,000 webhooks in one tenant and 100 in
+  another (created through the HTTP API before the round): get by id, and a list page
+  (limit 20, page 3) with and without `order_by`, against each tenant, so a page's cost with
+  10,000 stored can be compared with its cost with 100.
+Then: cold start to the first 201 (mockserver and both baselines); what the pytest plugin adds
+to a pytest start that does not use the fixture (its import and start-up hooks, timed inside
+`pytest` on a one-test file); the fixture's cost per test; RSS after 100,000 and 200,000 requests.
+Only 127.0.0.1 is loaded.
 
 Then, for a large OpenAPI document (bench/gen_openapi.py with its defaults: 300
 operations, 1,200 component schemas, generated once per run into a temp dir) served
@@ -42,23 +54,43 @@ TICKS = os.sysconf("SC_CLK_TCK")
 
 VALID = {"url": "https://example.com/hook", "name": "Invoices", "reference": "invoices",
          "included_actions": ["INVOICE.CREATED"], "active": True}
-INVALID = {"url": "ftp://example.com", "name": 42, "included_actions": ["lower.case"]}
+INVALID = {"url": "ftp://example.com", "name": 42, "reference": "invoices",
+           "included_actions": ["INVOICE.CREATED"]}  # exactly two violations: the url and the name
+INVALID_VIOLATIONS = 2
+
+# The reads' server: one tenant (an API key is a tenant) with 10,000 webhooks, one with 100.
+BIG, SMALL = 10_000, 100
+BIG_KEY, SMALL_KEY = {"X-API-KEY": "bench-10k"}, {"X-API-KEY": "bench-100"}
+STORE_LIMIT = 20_000  # above BIG + SMALL, so neither tenant loses any
+LIST = "/v1/webhooks?limit=20&page=3"
 
 
 @dataclass(frozen=True)
 class Case:
     name: str
-    body: dict
+    body: dict | None
     headers: dict
     expected: int
+    method: str = "POST"
+    path: str = "/v1/webhooks"  # "{id}" is filled with a stored webhook's id
 
 
-CASES = [
+BARE = Case("bare", VALID, {"X-API-KEY": "bench"}, 201)
+BARE_ROWS = (("uvloop", "bare aiohttp handler, uvloop (201)"), ("asyncio", "bare aiohttp handler, asyncio (201)"))
+CREATES = [
     Case("valid create (201)", VALID, {"X-API-KEY": "bench"}, 201),
-    Case("invalid create (400)", INVALID, {"X-API-KEY": "bench"}, 400),
+    Case("invalid create, 2 violations (400)", INVALID, {"X-API-KEY": "bench"}, 400),
     Case("scripted error (500)", VALID, {"X-API-KEY": "bench", "X-Mock-Scenario": "scripted-error"}, 500),
     Case("valid create, client-bound scenario", VALID, {"X-API-KEY": "bound-key"}, 201),
 ]
+READS = [
+    Case(f"get by id, {BIG:,} stored", None, BIG_KEY, 200, "GET", "/v1/webhooks/{id}"),
+    Case(f"list, {BIG:,} stored", None, BIG_KEY, 200, "GET", LIST),
+    Case(f"list order_by, {BIG:,} stored", None, BIG_KEY, 200, "GET", LIST + "&order_by=name"),
+    Case(f"list, {SMALL} stored", None, SMALL_KEY, 200, "GET", LIST),
+    Case(f"list order_by, {SMALL} stored", None, SMALL_KEY, 200, "GET", LIST + "&order_by=name"),
+]
+CASES = CREATES + READS
 
 
 @dataclass
@@ -93,8 +125,8 @@ def start_mockserver(port: int, *extra: str) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
 
 
-def start_bare(port: int) -> subprocess.Popen:
-    return subprocess.Popen([PYTHON, str(HERE / "bare_server.py"), str(port)],
+def start_bare(port: int, loop: str = "uvloop") -> subprocess.Popen:
+    return subprocess.Popen([PYTHON, str(HERE / "bare_server.py"), str(port), "--loop", loop],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
 
 
@@ -125,14 +157,19 @@ def rss_mib(pid: int, field: str = "VmRSS") -> float:
     return float("nan")
 
 
-def post(url: str, body: dict, headers: dict) -> int:
-    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
-                                 headers={"Content-Type": "application/json", **headers})
+def call(url: str, case: Case) -> tuple[int, bytes]:
+    data = json.dumps(case.body).encode() if case.body is not None else None
+    headers = {"Content-Type": "application/json", **case.headers} if data is not None else dict(case.headers)
+    req = urllib.request.Request(url, data=data, method=case.method, headers=headers)
     try:
-        with urllib.request.urlopen(req, timeout=5) as resp:
-            return resp.status
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, resp.read()
     except urllib.error.HTTPError as exc:
-        return exc.code
+        return exc.code, exc.read()
+
+
+def post(url: str, body: dict, headers: dict) -> int:
+    return call(url, Case("", body, headers, 0))[0]
 
 
 # ------------------------------------------------------------------ load
@@ -148,8 +185,11 @@ class Wrk:
 
     def run(self, url: str, case: Case, seconds: float) -> tuple[int, float, float, float]:
         script = self.workdir / "case.lua"
-        headers = {"Content-Type": "application/json", **case.headers}
-        lines = ['wrk.method = "POST"', f"wrk.body = {json.dumps(json.dumps(case.body))}"]
+        headers = dict(case.headers)
+        lines = [f'wrk.method = "{case.method}"']
+        if case.body is not None:
+            headers["Content-Type"] = "application/json"
+            lines.append(f"wrk.body = {json.dumps(json.dumps(case.body))}")
         lines += [f'wrk.headers["{k}"] = "{v}"' for k, v in headers.items()]
         script.write_text("\n".join(lines) + "\n")
         out = subprocess.run(["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds:g}s", "--latency", "-s", str(script), url],
@@ -174,8 +214,10 @@ class PythonLoad:
     version = ""
 
     def run(self, url: str, case: Case, seconds: float) -> tuple[int, float, float, float]:
-        args = [PYTHON, str(HERE / "loadgen.py"), url, "--body", json.dumps(case.body), "--duration", str(seconds),
-                "--connections", str(CONNECTIONS), "--header", "Content-Type: application/json"]
+        args = [PYTHON, str(HERE / "loadgen.py"), url, "--method", case.method, "--duration", str(seconds),
+                "--connections", str(CONNECTIONS)]
+        if case.body is not None:
+            args += ["--body", json.dumps(case.body), "--header", "Content-Type: application/json"]
         for k, v in case.headers.items():
             args += ["--header", f"{k}: {v}"]
         result = json.loads(subprocess.run(args, capture_output=True, text=True, check=True).stdout)
@@ -196,36 +238,97 @@ def bind_client(base: str) -> None:
         assert resp.status == 200
 
 
-def throughput(loader, rounds: int, seconds: float) -> tuple[dict[str, list[Load]], list[Load]]:
-    """Interleave bare and mockserver rounds so machine noise hits both alike."""
+def populate(base: str, headers: dict, count: int, connections: int = 16) -> list[str]:
+    """Create ``count`` webhooks through the HTTP API (there is no bulk path); their ids, in order.
+
+    Names repeat every 1,000, so `order_by=name` has real sorting and ties to keep in order.
+    """
+    import asyncio
+
+    import aiohttp
+
+    async def run() -> list[str]:
+        ids = [""] * count
+        todo = iter(range(count))
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=connections)) as session:
+            async def worker() -> None:
+                for i in todo:
+                    body = {**VALID, "name": f"hook {i * 7919 % 1000:04d}", "reference": f"hook_{i}"}
+                    async with session.post(base + "/v1/webhooks", json=body, headers=headers) as resp:
+                        if resp.status != 201:
+                            raise SystemExit(f"populating the store: answered {resp.status}: {await resp.text()}")
+                        ids[i] = (await resp.json())["id"]
+
+            await asyncio.gather(*(worker() for _ in range(connections)))
+        return ids
+
+    return asyncio.run(run())
+
+
+def check(base: str, case: Case, stored_id: str) -> None:
+    status, body = call(base + case.path.format(id=stored_id), case)
+    if status != case.expected:
+        raise SystemExit(f"{case.name}: expected {case.expected}, got {status}: {body[:300]!r}")
+    if case.body is INVALID:
+        errors = json.loads(body).get("errors", [])
+        if len(errors) != INVALID_VIOLATIONS:
+            raise SystemExit(f"{case.name}: expected {INVALID_VIOLATIONS} violations, got {len(errors)}: {errors}")
+
+
+def throughput(loader, rounds: int, seconds: float) -> tuple[dict[str, list[Load]], dict[str, list[Load]], float]:
+    """Interleave bare and mockserver rounds so machine noise hits both alike.
+
+    Returns the mockserver runs per case, the bare runs per loop, and the median seconds it
+    took to create the reads' webhooks.
+    """
     mock_runs: dict[str, list[Load]] = {c.name: [] for c in CASES}
-    bare_runs: list[Load] = []
+    bare_runs: dict[str, list[Load]] = {loop: [] for loop, _ in BARE_ROWS}
+    populating: list[float] = []
     for _ in range(rounds):
-        port = free_port()
-        bare = start_bare(port)
-        try:
-            wait_listening(bare)
-            url = f"http://127.0.0.1:{port}/v1/webhooks"
-            measure(loader, bare, url, CASES[0], 1)  # warm-up
-            bare_runs.append(measure(loader, bare, url, CASES[0], seconds))
-        finally:
-            stop(bare)
+        for loop, _ in BARE_ROWS:
+            port = free_port()
+            bare = start_bare(port, loop)
+            try:
+                wait_listening(bare)
+                url = f"http://127.0.0.1:{port}/v1/webhooks"
+                measure(loader, bare, url, BARE, 1)  # warm-up
+                bare_runs[loop].append(measure(loader, bare, url, BARE, seconds))
+            finally:
+                stop(bare)
+
         port = free_port()
         mock = start_mockserver(port)
         try:
             wait_listening(mock)
             base = f"http://127.0.0.1:{port}"
             bind_client(base)
-            for case in CASES:
-                status = post(base + "/v1/webhooks", case.body, case.headers)
-                if status != case.expected:
-                    raise SystemExit(f"{case.name}: expected {case.expected}, got {status}")
-            measure(loader, mock, base + "/v1/webhooks", CASES[0], 1)  # warm-up
-            for case in CASES:
-                mock_runs[case.name].append(measure(loader, mock, base + "/v1/webhooks", case, seconds))
+            for case in CREATES:
+                check(base, case, "")
+            measure(loader, mock, base + "/v1/webhooks", CREATES[0], 1)  # warm-up
+            for case in CREATES:
+                mock_runs[case.name].append(measure(loader, mock, base + case.path, case, seconds))
         finally:
             stop(mock)
-    return mock_runs, bare_runs
+
+        port = free_port()
+        mock = start_mockserver(port, "--store-limit", str(STORE_LIMIT))
+        try:
+            wait_listening(mock)
+            base = f"http://127.0.0.1:{port}"
+            started = time.perf_counter()
+            ids = populate(base, BIG_KEY, BIG)
+            populate(base, SMALL_KEY, SMALL)
+            populating.append(time.perf_counter() - started)
+            stored_id = ids[BIG // 2]
+            for case in READS:  # also builds the order_by index, on the first ordered page
+                check(base, case, stored_id)
+            measure(loader, mock, base + READS[2].path, READS[2], 1)  # warm-up
+            for case in READS:
+                mock_runs[case.name].append(measure(loader, mock, base + case.path.format(id=stored_id), case,
+                                                    seconds))
+        finally:
+            stop(mock)
+    return mock_runs, bare_runs, statistics.median(populating)
 
 
 def median_load(runs: list[Load]) -> Load:
@@ -238,8 +341,20 @@ def median_load(runs: list[Load]) -> Load:
     ) if runs else Load(0, 1, 0, 0, 0)
 
 
-def median_of(runs: list[Load], attr: str) -> float:
-    return statistics.median(getattr(r, attr) for r in runs)
+@dataclass(frozen=True)
+class Row:
+    """Medians over the rounds of one case: req/s, latency and CPU per request."""
+
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    cpu_us: float
+
+    @staticmethod
+    def of(runs: list[Load]) -> Row:
+        med = statistics.median
+        return Row(med(r.rps for r in runs), med(r.p50_ms for r in runs), med(r.p99_ms for r in runs),
+                   med(r.cpu_us for r in runs))
 
 
 # ------------------------------------------------------------------ other figures
@@ -263,6 +378,74 @@ def cold_start(starter, body: dict, headers: dict, times: int = 5) -> float:
         finally:
             stop(proc)
     return statistics.median(results)
+
+
+@dataclass(frozen=True)
+class PluginImport:
+    import_ms: float  # importing mockserver.pytest_plugin inside a pytest start
+    hooks_ms: float  # its pytest_addoption and pytest_configure in that start
+    start_ms: float  # the whole start and run of a one-test file, for scale (this environment's plugins)
+
+    @property
+    def added_ms(self) -> float:
+        return self.import_ms + self.hooks_ms
+
+
+# An early plugin (-p) that imports the mockserver plugin before pytest loads its entry point, and
+# times its start-up hooks. Timing a whole pytest start with and without `-p no:mockserver` does not
+# work here: with this environment's plugins a start takes seconds and varies by far more than 50 ms.
+_IMPORT_TIMER = """
+import atexit, time
+
+started = time.perf_counter()
+import mockserver.pytest_plugin as plugin
+imported = time.perf_counter() - started
+hooks = 0.0
+
+
+def _timed(real):
+    def addoption(parser):
+        global hooks
+        started = time.perf_counter()
+        real(parser)
+        hooks += time.perf_counter() - started
+    return addoption
+
+
+def _timed_configure(real):
+    def configure(config):
+        global hooks
+        started = time.perf_counter()
+        real(config)
+        hooks += time.perf_counter() - started
+    return configure
+
+
+plugin.pytest_addoption = _timed(plugin.pytest_addoption)
+plugin.pytest_configure = _timed_configure(plugin.pytest_configure)
+atexit.register(lambda: print("PLUGIN_SECONDS", imported, hooks, flush=True))
+"""
+
+
+def plugin_import(times: int = 5) -> PluginImport:
+    """What the mockserver plugin adds to a pytest start that never asks for the fixture: the
+    import of its module and its start-up hooks, inside `pytest` on a one-test file; medians."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / "pytest.ini").write_text("[pytest]\n")  # its own rootdir: no project conftest or ini
+        (root / "test_one.py").write_text("def test_one():\n    pass\n")
+        (root / "bench_plugin_timer.py").write_text(_IMPORT_TIMER)
+        imports, hooks, starts = [], [], []
+        for _ in range(times):
+            started = time.perf_counter()
+            out = subprocess.run([PYTHON, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "bench_plugin_timer",
+                                  "test_one.py"], cwd=root, check=True, capture_output=True, text=True).stdout
+            starts.append((time.perf_counter() - started) * 1000)
+            imported, hooked = re.search(r"PLUGIN_SECONDS ([\d.e-]+) ([\d.e-]+)", out).groups()
+            imports.append(float(imported) * 1000)
+            hooks.append(float(hooked) * 1000)
+    med = statistics.median
+    return PluginImport(med(imports), med(hooks), med(starts))
 
 
 _TIMING_PLUGIN = """
@@ -314,7 +497,7 @@ def memory(loader, seconds_per_chunk: float = 5) -> tuple[float, float, int, int
         marks = []
         for target in (100_000, 200_000):
             while served < target:
-                served += loader.run(url, CASES[0], seconds_per_chunk)[0]
+                served += loader.run(url, CREATES[0], seconds_per_chunk)[0]
             marks.append((rss_mib(proc.pid), served))
     finally:
         stop(proc)
@@ -510,11 +693,17 @@ def verdict(ok: bool) -> str:
     return "met" if ok else "NOT met"
 
 
+def target(text: str, figure: str, ok: bool | None) -> None:
+    """One target: what it asks, the measured figure (with its ratio to bare), met / NOT met."""
+    print(f"  {text}: {figure} ... {'not measured' if ok is None else verdict(ok)}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0, help="load per case and round (default 5)")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; medians are shown (default 3)")
-    parser.add_argument("--quick", action="store_true", help="skip the memory and fixture figures")
+    parser.add_argument("--quick", action="store_true",
+                        help="skip the plugin import, fixture and memory figures (their targets show as not measured)")
     parser.add_argument("--no-large-document", action="store_true",
                         help="skip the large OpenAPI document figures (bench/gen_openapi.py)")
     parser.add_argument("--loader", choices=["auto", "wrk", "python"], default="auto",
@@ -525,38 +714,48 @@ def main() -> int:
         use_wrk = args.loader == "wrk" or (args.loader == "auto" and shutil.which("wrk"))
         loader = Wrk(Path(tmp)) if use_wrk else PythonLoad()
         print(f"mockserver benchmark: {platform.system()} {platform.machine()}, {os.cpu_count()} cores, "
-              f"Python {platform.python_version()}")
+              f"Python {platform.python_version()}; load average {os.getloadavg()[0]:.2f} at the start")
         print(f"load generator: {loader.name} {loader.version}".rstrip() +
               f"; {CONNECTIONS} keep-alive connections; {args.seconds:g} s per case; "
               f"median of {args.rounds} interleaved rounds\n", flush=True)
 
-        mock_runs, bare_runs = throughput(loader, args.rounds, args.seconds)
-        bare = median_load(bare_runs)
-        bare_rps, bare_cpu = median_of(bare_runs, "rps"), median_of(bare_runs, "cpu_us")
-        header = f"{'case':38} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'CPU µs/req':>10} {'req/s vs bare':>14} {'CPU vs bare':>12}"
+        mock_runs, bare_runs, populate_s = throughput(loader, args.rounds, args.seconds)
+        bare = Row.of(bare_runs["uvloop"])
+        rows = {case.name: Row.of(mock_runs[case.name]) for case in CASES}
+        header = (f"{'case':38} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'CPU µs/req':>10} "
+                  f"{'req/s vs bare':>13} {'CPU vs bare':>11} {'p99 vs bare':>11}")
         print(header)
         print("-" * len(header))
-        figures = {}
+
+        def line(name: str, row: Row) -> None:
+            print(f"{name:38} {row.rps:7.0f} {row.p50_ms:7.2f} {row.p99_ms:7.2f} {row.cpu_us:10.0f} "
+                  f"{row.rps / bare.rps:12.2f}x {row.cpu_us / bare.cpu_us:10.2f}x {row.p99_ms / bare.p99_ms:10.2f}x")
+
         for case in CASES:
-            runs = mock_runs[case.name]
-            load = median_load(runs)
-            rps, cpu = median_of(runs, "rps"), median_of(runs, "cpu_us")
-            figures[case.name] = (rps / bare_rps, cpu / bare_cpu, load.p99_ms)
-            print(f"{case.name:38} {rps:8.0f} {load.p50_ms:7.2f} {load.p99_ms:7.2f} {cpu:10.0f} "
-                  f"{rps / bare_rps:13.0%} {cpu / bare_cpu:11.2f}x")
-        print(f"{'bare aiohttp handler (201)':38} {bare_rps:8.0f} {bare.p50_ms:7.2f} {bare.p99_ms:7.2f} "
-              f"{bare_cpu:10.0f} {'100%':>14} {'1.00x':>12}\n", flush=True)
+            if case is READS[0]:
+                print(f"  (reads: {BIG:,} webhooks in one tenant, {SMALL} in another; list = GET {LIST})")
+            line(case.name, rows[case.name])
+        for loop, label in BARE_ROWS:
+            line(label, Row.of(bare_runs[loop]))
+        print(f"(bare = the bare handler on uvloop; creating the reads' {BIG + SMALL:,} webhooks through the API "
+              f"took {populate_s:.1f} s a round)\n", flush=True)
         if isinstance(loader, PythonLoad):
             print("note: the Python load generator saturates before a bare aiohttp server does, so req/s "
                   "ratios flatter mockserver here; compare CPU per request (or install wrk)\n", flush=True)
 
-        mock_start = cold_start(lambda port: start_mockserver(port), VALID, {"X-API-KEY": "bench"})
-        bare_start = cold_start(start_bare, VALID, {"X-API-KEY": "bench"})
-        print(f"cold start to first 201 (median of 5): mockserver {mock_start:.3f} s, bare aiohttp {bare_start:.3f} s",
-              flush=True)
+        headers = {"X-API-KEY": "bench"}
+        mock_start = cold_start(lambda port: start_mockserver(port), VALID, headers)
+        bare_start = cold_start(start_bare, VALID, headers)
+        asyncio_start = cold_start(lambda port: start_bare(port, "asyncio"), VALID, headers)
+        print(f"cold start to first 201 (median of 5): mockserver {mock_start:.3f} s, bare aiohttp on uvloop "
+              f"{bare_start:.3f} s, on asyncio {asyncio_start:.3f} s", flush=True)
 
-        overhead = rss100 = rss200 = None
+        plugin = overhead = rss100 = rss200 = None
         if not args.quick:
+            plugin = plugin_import()
+            print(f"pytest plugin in a start that does not use the fixture (median of 5): import "
+                  f"{plugin.import_ms:.1f} ms, start-up hooks {plugin.hooks_ms:.2f} ms; the whole pytest start "
+                  f"and one-test run takes {plugin.start_ms:.0f} ms here", flush=True)
             overhead = fixture_overhead()
             print(f"pytest fixture overhead: {overhead:.3f} ms per test (mean over 300 tests, from pytest's reports)",
                   flush=True)
@@ -569,34 +768,68 @@ def main() -> int:
             doc, large = large_document(Path(tmp), LARGE_RUNS)
             print_large(doc, large, LARGE_RUNS)
 
-    valid = figures[CASES[0].name]
-    invalid = figures[CASES[1].name]
-    print("\ntargets (judged by the ratios of this run):")
-    print(f"  valid create >= 50% of bare req/s: {valid[0]:.0%} ... {verdict(valid[0] >= 0.5)}")
-    print(f"  valid create CPU/request <= 2x bare: {valid[1]:.2f}x ... {verdict(valid[1] <= 2)}")
-    print(f"  invalid create >= 40% of bare req/s: {invalid[0]:.0%} ... {verdict(invalid[0] >= 0.4)}")
-    worst_p99 = max(p99 for _, _, p99 in figures.values())
-    print(f"  p99 <= 3 ms at {CONNECTIONS} connections, every case: worst {worst_p99:.2f} ms "
-          f"(bare {bare.p99_ms:.2f} ms) ... {verdict(worst_p99 <= 3)}")
-    print(f"  cold start <= 0.3 s: {mock_start:.3f} s ... {verdict(mock_start <= 0.3)}")
-    if overhead is not None:
-        print(f"  fixture overhead <= 1 ms/test: {overhead:.3f} ms ... {verdict(overhead <= 1)}")
-        print(f"  RSS flat 100k -> 200k (within 5 MiB): {rss200 - rss100:+.1f} MiB ... "
-              f"{verdict(abs(rss200 - rss100) <= 5)}")
+    def vs_bare(name: str, minimum: float) -> None:
+        row = rows[name]
+        ratio = row.rps / bare.rps
+        target(f"{name} >= {minimum:g}x bare req/s", f"{row.rps:.0f} req/s = {ratio:.2f}x", ratio >= minimum)
+
+    def cpu_vs_bare(name: str, maximum: float) -> None:
+        row = rows[name]
+        ratio = row.cpu_us / bare.cpu_us
+        target(f"{name} CPU/request <= {maximum:g}x bare", f"{row.cpu_us:.0f} µs = {ratio:.2f}x", ratio <= maximum)
+
+    print(f"\ntargets (judged by the ratios of this run; bare = the bare aiohttp handler on uvloop: "
+          f"{bare.rps:.0f} req/s, {bare.cpu_us:.0f} µs CPU/request, p99 {bare.p99_ms:.2f} ms):")
+    vs_bare(CREATES[0].name, 0.5)
+    cpu_vs_bare(CREATES[0].name, 2)
+    vs_bare(CREATES[1].name, 0.45)
+    cpu_vs_bare(CREATES[1].name, 2.2)
+    for case in READS[:3]:
+        vs_bare(case.name, 0.5)
+    for big, small in ((READS[1], READS[3]), (READS[2], READS[4])):
+        b, s = rows[big.name], rows[small.name]
+        ratio = b.cpu_us / s.cpu_us
+        target(f"{big.name} costs {small.name}'s within 20% (CPU/request)",
+               f"{b.cpu_us:.0f} vs {s.cpu_us:.0f} µs = {ratio:.2f}x ({b.cpu_us / bare.cpu_us:.2f}x vs "
+               f"{s.cpu_us / bare.cpu_us:.2f}x bare; req/s {b.rps / s.rps:.2f}x)", abs(ratio - 1) <= 0.2)
+    worst = max(CASES, key=lambda case: rows[case.name].p99_ms)
+    worst_ratio = rows[worst.name].p99_ms / bare.p99_ms
+    target(f"p99 <= 2x bare's at {CONNECTIONS} connections, every case",
+           f"worst {rows[worst.name].p99_ms:.2f} ms ({worst.name}) = {worst_ratio:.2f}x; "
+           f"{sum(rows[c.name].p99_ms <= 2 * bare.p99_ms for c in CASES)} of {len(CASES)} cases within",
+           worst_ratio <= 2)
+    target("cold start, bundled contract, <= 1.5x bare", f"{mock_start:.3f} s = {mock_start / bare_start:.2f}x",
+           mock_start <= 1.5 * bare_start)
     if large is not None:
-        # Judged on the worse configuration; both figures are shown.
+        cold = max(f.cold_s for f in large.values())
+        figures = ", ".join(f"{large[label].cold_s:.3f} s {short}" for label, short, _ in LARGE_CONFIGS)
+        target(f"cold start, {doc.operations}-operation document, <= 3 s",
+               f"{figures} (worst = {cold / bare_start:.1f}x bare)", cold <= 3)
+    else:
+        target("cold start, 300-operation document, <= 3 s", "skipped (--no-large-document)", None)
+    if plugin is not None:
+        target("pytest start without the fixture: the plugin adds <= 50 ms",
+               f"{plugin.added_ms:.1f} ms ({plugin.added_ms / plugin.start_ms:.1%} of this environment's start)",
+               plugin.added_ms <= 50)
+        target("pytest fixture <= 0.5 ms per test", f"{overhead:.3f} ms", overhead <= 0.5)
+        target("RSS flat 100k -> 200k requests (within 5 MiB)", f"{rss200 - rss100:+.1f} MiB",
+               abs(rss200 - rss100) <= 5)
+    else:
+        for text in ("pytest start without the fixture: the plugin adds <= 50 ms", "pytest fixture <= 0.5 ms per test",
+                     "RSS flat 100k -> 200k requests (within 5 MiB)"):
+            target(text, "skipped (--quick)", None)
+    if large is not None:  # the OpenAPI issue's, kept so a regression shows; judged on the worse configuration
         def both(attr: str, fmt: str, unit: str) -> str:
             return ", ".join(f"{format(getattr(large[label], attr), fmt)}{unit} {short}"
                              for label, short, _ in LARGE_CONFIGS)
 
-        cold = max(f.cold_s for f in large.values())
         rss = max(max(f.rss_up, f.rss_after) for f in large.values())
         ratio = max(f.ratio for f in large.values())
-        print(f"  large document cold start <= 3 s: {both('cold_s', '.3f', ' s')} ... {verdict(cold <= 3)}")
-        print(f"  large document RSS <= 250 MiB (after start-up and first requests): "
-              f"{both('rss_after', '.1f', ' MiB')} ... {verdict(rss <= 250)}")
-        print(f"  large document first request within 2x of the second: {both('ratio', '.2f', 'x')} ... "
-              f"{verdict(ratio <= 2)}")
+        print("also (the OpenAPI issue's targets):")
+        target("large document RSS <= 250 MiB (after start-up and first requests)", both("rss_after", ".1f", " MiB"),
+               rss <= 250)
+        target("large document first request within 2x of the second", both("ratio", ".2f", "x"), ratio <= 2)
+    print(f"load average {os.getloadavg()[0]:.2f} at the end", flush=True)
     return 0
 
 

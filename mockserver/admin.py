@@ -1,4 +1,5 @@
-"""The ``/__mock/`` routes: health, journal, scenario selection, reset and (proxy mode) violations.
+"""The ``/__mock/`` routes: health, journal, scenarios (chosen, and added at run time), reset
+and (proxy mode) violations.
 
 Admin answers use the contract's ApiError shape for errors, carry a request id
 like every other answer, and draw no randomness from the seeded generator, so a
@@ -7,16 +8,17 @@ seeded run gives the same contract bodies however often the admin API is called.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
-from typing import Any, Callable
+from typing import Any, Callable, Collection
 
 from aiohttp import web
 
 from . import openapi
 from .answers import json_answer
-from .errors import UNAUTHORISED, UNSUPPORTED_MEDIA_TYPE, ApiProblem, problem
+from .errors import UNAUTHORISED, UNSUPPORTED_MEDIA_TYPE, ApiProblem, LoadError, problem
 from .http import JSON, MOCK, ClientGone, Handler, read_body, to_http
-from .scenarios import UnknownScenario
+from .scenarios import RUNTIME, NameTaken, ScriptChecker, UnknownScenario, invalid_name, load_scenario_text
 from .validation import media_type_accepted, parse_json
 
 PREFIX = "/__mock"
@@ -25,14 +27,18 @@ PROXY_MODE = web.AppKey("mockserver-proxy-mode", bool)
 _LOCATIONS = ("request", "response")
 ADMIN_BODY_LIMIT = 1024 * 1024
 _WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# A scenario may be put in the format of its file. None of these is a type a browser sends
+# across origins without a preflight, so accepting them keeps what json_writes protects.
+YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
+_TAKES_YAML = frozenset({("PUT", "/scenarios/{name}")})
 
 
 def register(app: web.Application, admin_token: str | None = None) -> None:
     """Add every admin route; with ``admin_token`` all but health require it."""
     guard = guard_with(admin_token)
 
-    def wrap(handler: Handler, guarded: bool) -> Handler:
-        handler = json_writes(handler)
+    def wrap(handler: Handler, guarded: bool, also: Collection[str]) -> Handler:
+        handler = json_writes(handler, also)
         return guard(handler) if guarded else handler
 
     routes: list[tuple[str, str, Handler, bool]] = [
@@ -43,6 +49,9 @@ def register(app: web.Application, admin_token: str | None = None) -> None:
         ("GET", "/scenario", get_scenario, True),
         ("PUT", "/scenario", put_scenario, True),
         ("GET", "/scenarios", list_scenarios, True),
+        ("GET", "/scenarios/{name}", get_named_scenario, True),
+        ("PUT", "/scenarios/{name}", put_named_scenario, True),
+        ("DELETE", "/scenarios/{name}", delete_named_scenario, True),
         ("POST", "/reset", reset, True),
         ("POST", "/events", emit_event, True),
         ("GET", "/deliveries", list_deliveries, True),
@@ -50,7 +59,8 @@ def register(app: web.Application, admin_token: str | None = None) -> None:
     ]
     allowed: dict[str, list[str]] = {}
     for method, path, handler, guarded in routes:
-        app.router.add_route(method, PREFIX + path, wrap(handler, guarded))
+        also = YAML_TYPES if (method, path) in _TAKES_YAML else ()
+        app.router.add_route(method, PREFIX + path, wrap(handler, guarded, also))
         allowed.setdefault(PREFIX + path, []).append(method)
     for path, methods in allowed.items():
         app.router.add_route("*", path, not_allowed(methods))
@@ -66,21 +76,28 @@ def failure(request: web.Request, failed: ApiProblem) -> web.Response:
     return to_http(mock.engine.error_response(failed), mock.contract.request_id.header)
 
 
-def json_writes(handler: Handler) -> Handler:
-    """An admin write that carries a body must say it is JSON.
+def json_writes(handler: Handler, also: Collection[str] = ()) -> Handler:
+    """An admin write that carries a body must say it is JSON (or one of ``also``).
 
     Browsers send ``text/plain`` and form bodies across origins without a preflight; refusing
     them is what keeps a web page from posting to the mock. A bodyless write (``curl -X POST
     .../__mock/reset``) needs no content type.
     """
+    accepted = JSON + (f", or on this route YAML ({', '.join(also)})" if also else "")
+
     async def checked(request: web.Request) -> web.StreamResponse:
         if request.method in _WRITES and (request.content_length or request.body_exists):
-            if not media_type_accepted(JSON, request.headers.get("Content-Type")):
+            sent = request.headers.get("Content-Type")
+            if not media_type_accepted(JSON, sent) and _media_type(sent) not in also:
                 return failure(request, problem(415, UNSUPPORTED_MEDIA_TYPE,
-                                                f"Admin requests with a body must send Content-Type: {JSON}"))
+                                                f"Admin requests with a body must send Content-Type: {accepted}"))
         return await handler(request)
 
     return checked
+
+
+def _media_type(content_type: str | None) -> str:
+    return (content_type or "").split(";", 1)[0].strip().lower()
 
 
 def guard_with(token: str | None) -> Callable[[Handler], Handler]:
@@ -120,14 +137,20 @@ class _BadBody(Exception):
         self.failed = failed
 
 
-async def _json_object(request: web.Request) -> dict[str, Any] | None:
-    """The body as a JSON object, or None when it is not one; _BadBody when it is too large."""
+async def _raw_body(request: web.Request) -> bytes:
+    """The body, at most ADMIN_BODY_LIMIT bytes; _BadBody when it is larger or does not arrive."""
     try:
         raw, too_large = await read_body(request, ADMIN_BODY_LIMIT, request.app[MOCK].engine.options.read_timeout_s)
     except (TimeoutError, ClientGone):
         raise _BadBody(problem(400, message="The request body did not arrive in time")) from None
     if too_large:
         raise _BadBody(problem(413, message=f"Admin request bodies are limited to {ADMIN_BODY_LIMIT} bytes"))
+    return raw
+
+
+async def _json_object(request: web.Request) -> dict[str, Any] | None:
+    """The body as a JSON object, or None when it is not one; _BadBody when it is too large."""
+    raw = await _raw_body(request)
     ok, value = parse_json(raw)
     return value if ok and isinstance(value, dict) else None
 
@@ -243,7 +266,76 @@ async def list_deliveries(request: web.Request) -> web.Response:
 
 
 async def list_scenarios(request: web.Request) -> web.Response:
+    """Every scenario; ``origin`` says whether it came from a file or was put at run time."""
     return answer(request, 200, {"scenarios": request.app[MOCK].book.listing()})
+
+
+def _unknown(request: web.Request, name: str) -> web.Response:
+    known = ", ".join(sorted(request.app[MOCK].book.scenarios)) or "none loaded"
+    return failure(request, problem(404, field="name", message=f"Unknown scenario {name!r}; known: {known}"))
+
+
+def _from_file(request: web.Request, name: str, source: str, doing: str) -> web.Response:
+    return failure(request, problem(409, field="name", message=(
+        f"Scenario {name!r} is defined by the file {source}; {doing} only a scenario put at run time")))
+
+
+async def get_named_scenario(request: web.Request) -> web.Response:
+    """One scenario with its rules as written and how often each answered since the last reset."""
+    name = request.match_info["name"]
+    try:
+        return answer(request, 200, request.app[MOCK].book.view(name))
+    except UnknownScenario:
+        return _unknown(request, name)
+
+
+@_reads_body
+async def put_named_scenario(request: web.Request) -> web.Response:
+    """Add or replace a run-time scenario: the body is a scenario file's content, in JSON or
+    YAML, checked as a file is (a problem is a 400 whose message is the file's one line, with
+    the line within the body). 201 when new, 200 when it replaced one; in effect at once."""
+    mock = request.app[MOCK]
+    book = mock.book
+    name = request.match_info["name"]
+    bad = invalid_name(name)
+    if bad is not None:
+        return failure(request, problem(400, field="name", message=f"Invalid scenario name in the path: {bad}"))
+    held = book.scenarios.get(name)
+    if held is not None and held.origin != RUNTIME:
+        return _from_file(request, name, held.source, "pick another name: a PUT replaces")
+    raw = await _raw_body(request)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return failure(request, problem(400, message="The scenario must be UTF-8 text"))
+    if not text.strip():
+        return failure(request, problem(400, message="Send the scenario as the body: JSON or YAML with at least `rules:`"))
+    as_json = media_type_accepted(JSON, request.headers.get("Content-Type"))
+    where = f"scenario {name!r} (request body)"
+    try:
+        # Parsing and checking a body of up to 1 MiB happens off the loop, as a file's reload does.
+        scenario = await asyncio.to_thread(
+            load_scenario_text, text, where, ScriptChecker(mock.contract), name=name, origin=RUNTIME,
+            source=f"PUT {PREFIX}/scenarios/{name}", as_json=as_json)
+    except LoadError as exc:
+        return failure(request, problem(400, message=str(exc)))
+    try:
+        replaced = book.put(scenario)
+    except NameTaken as exc:  # a file took the name while the body was being checked
+        return _from_file(request, name, str(exc), "pick another name: a PUT replaces")
+    return answer(request, 200 if replaced else 201, book.view(name))
+
+
+async def delete_named_scenario(request: web.Request) -> web.Response:
+    """Remove a run-time scenario, and the selection or bindings that chose it."""
+    name = request.match_info["name"]
+    try:
+        request.app[MOCK].book.remove(name)
+    except UnknownScenario:
+        return _unknown(request, name)
+    except NameTaken as exc:
+        return _from_file(request, name, str(exc), "delete or edit the file: a DELETE removes")
+    return answer(request, 200, {"deleted": name, "scenario": request.app[MOCK].book.state()})
 
 
 async def reset(request: web.Request) -> web.Response:

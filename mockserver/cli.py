@@ -23,19 +23,17 @@ from typing import Any, Sequence, TextIO
 from . import __version__, logs, openapi, verify
 from .app import build_mock, create_app
 from .contract import Contract
-from .mock import contract_for
+from .mock import contract_for, scenario_directories
 from .settings import DEFAULT_QUEUE_LIMIT, Settings
-from .contract import default_spec_dir
 from .errors import LoadError, LoadErrors
 from .journal import DEFAULT_LIMIT
-from .scenarios import UnknownScenario, load_scenarios
+from .scenarios import UnknownScenario, bundled_scenarios_dir, load_scenarios
 from .server import new_event_loop, serve_until_signal
 
 
 def default_scenarios_dir() -> Path | None:
     """The bundled scenario library, next to the bundled spec."""
-    candidate = default_spec_dir().parent / "scenarios"
-    return candidate if candidate.is_dir() else None
+    return bundled_scenarios_dir()
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -140,8 +138,11 @@ def _contract_options(parser: argparse.ArgumentParser) -> None:
 
 def _common(parser: argparse.ArgumentParser) -> None:
     _contract_options(parser)
-    parser.add_argument("--scenarios-dir", type=Path, default=None,
-                        help="scenario directory (default: the bundled scenario library, with the bundled contract)")
+    parser.add_argument("--scenarios-dir", type=Path, action="append", default=[], metavar="DIR",
+                        help="scenario directory (repeatable); loaded beside the bundled scenario library, "
+                             "which comes with the bundled contract")
+    parser.add_argument("--no-bundled-scenarios", action="store_true",
+                        help="leave the bundled scenario library out (to reuse one of its names, say)")
 
 
 def run(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
@@ -172,13 +173,12 @@ def run(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr:
     if args.command == "serve" and (problem := _exposure_problem(args)) is not None:
         print(f"mockserver: error: {problem}", file=err)
         return 2
-    if args.scenarios_dir is not None:
-        scenarios_dir = args.scenarios_dir
-    else:  # the bundled library is written for the bundled contract
-        scenarios_dir = None if args.openapi else default_scenarios_dir()
+    # The bundled library is written for the bundled contract: with another, only the user's.
+    scenarios = Settings(scenarios_dir=args.scenarios_dir,
+                         bundled_scenarios=not args.no_bundled_scenarios and not args.openapi)
     if args.command == "check":
-        return _check(args, scenarios_dir, out, err)
-    return _serve(args, scenarios_dir, out, err)
+        return _check(args, scenarios, out, err)
+    return _serve(args, scenarios, out, err)
 
 
 def _contract(args: argparse.Namespace, full_check: bool = False) -> Contract:
@@ -209,19 +209,25 @@ def _exposure_problem(args: argparse.Namespace) -> str | None:
             "or --allow-any-key to accept any")
 
 
-def _check(args: argparse.Namespace, scenarios_dir: Path | None, out: TextIO, err: TextIO) -> int:
+def _check(args: argparse.Namespace, chosen: Settings, out: TextIO, err: TextIO) -> int:
     try:
         contract = _contract(args, full_check=True)
     except (LoadError, LoadErrors) as exc:
         _report(exc, err)
         return 2
+    directories = scenario_directories(chosen)
     try:
-        scenarios = load_scenarios(scenarios_dir, contract)
+        scenarios = load_scenarios(directories, contract)
     except (LoadError, LoadErrors) as exc:
         _report(exc, err)
         return 2
+    # The line names the directories the user gave; the bundled library beside them was checked
+    # too (a clash with it is an error above), and is named when it is the only one.
+    named = [d for d in directories if d.resolve() in {g.resolve() for g in chosen.scenarios_dir}] or list(directories)
+    inside = {d.resolve() for d in named}
+    count = sum(1 for s in scenarios.values() if Path(s.source).parent.resolve() in inside)
     print(f"ok: {contract.source}: {len(contract.operations)} operation(s); "
-          f"{len(scenarios)} scenario(s)" + (f" in {scenarios_dir}" if scenarios_dir else ""), file=out)
+          f"{count} scenario(s)" + (f" in {', '.join(map(str, named))}" if named else ""), file=out)
     return 0
 
 
@@ -255,10 +261,11 @@ def _report(exc: LoadError | LoadErrors, err: TextIO) -> None:
         print(f"mockserver: error: {error}", file=err)
 
 
-def _serve(args: argparse.Namespace, scenarios_dir: Path | None, out: TextIO, err: TextIO) -> int:
+def _serve(args: argparse.Namespace, chosen: Settings, out: TextIO, err: TextIO) -> int:
     try:
         mock = build_mock(Settings(
-            openapi=args.openapi, overlays=args.overlay, scenarios_dir=scenarios_dir, scenario=args.scenario, seed=args.seed,
+            openapi=args.openapi, overlays=args.overlay, scenarios_dir=chosen.scenarios_dir,
+            bundled_scenarios=chosen.bundled_scenarios, scenario=args.scenario, seed=args.seed,
             strict=args.strict, max_body_bytes=args.max_body_bytes, journal_limit=args.journal_limit,
             store_limit=args.store_limit, read_timeout_s=args.read_timeout,
             delivery_timeout_s=args.delivery_timeout, delivery_queue_limit=args.delivery_queue_limit,

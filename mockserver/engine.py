@@ -69,6 +69,7 @@ class MockRequest:
     body_too_large: bool = False
     generation: int = 0  # the reset epoch the request arrived in
     _parsed: tuple[bool, Any] | None = field(default=None, repr=False)
+    _credentials: list[tuple[str, str]] | None = field(default=None, repr=False)
 
     def json(self) -> tuple[bool, Any]:
         """(ok, value); parsed once, whoever asks first."""
@@ -246,14 +247,14 @@ class Engine:
         if op.parent is not None:
             collection, name = op.parent
             parent_key = params.get(name, "")
-            if await self.store.get(self.tenant(req.headers), collection, parent_key) is None:
+            if await self.store.get(self.tenant(req.headers, self._credentials_of(req)), collection, parent_key) is None:
                 return problem(404, RESOURCE_NOT_FOUND, f"No {collection} with id {parent_key!r} here")
         if behaviour is None or behaviour.kind == "create":
             out = plan.render(generator or self.generator, body) if plan else None
             if override and isinstance(out, dict):
                 out = deep_merge(out, override)
             if behaviour is not None and isinstance(out, dict):
-                tenant = self.tenant(req.headers)
+                tenant = self.tenant(req.headers, self._credentials_of(req))
                 key = str(out.get(behaviour.id_field))
                 if self.epoch.current(req.generation):  # checked at the write: a reset may come between
                     secrets = {k: body[k] for k in self.write_only[op.operation_id]
@@ -263,7 +264,7 @@ class Engine:
             return status, out
         if behaviour.kind == "data":
             return status, copy.deepcopy(behaviour.data)
-        tenant = self.tenant(req.headers)
+        tenant = self.tenant(req.headers, self._credentials_of(req))
         if behaviour.kind == "list":
             return status, await self._list(tenant, behaviour, req)
         key = params.get(behaviour.key or "", "")
@@ -329,12 +330,12 @@ class Engine:
             out[page.links] = {names[k]: v for k, v in values.items() if k in names}
         return out
 
-    def tenant(self, headers: Mapping[str, str]) -> str:
+    def tenant(self, headers: Mapping[str, str], credentials: list[tuple[str, str]] | None = None) -> str:
         """Whose resources a request sees: its platform id, else its credential's fingerprint."""
         header = self.contract.tenancy_header
         if header and headers.get(header, "").strip():
             return "platform:" + headers[header].strip()
-        for kind, value in self.credentials(headers):
+        for kind, value in self.credentials(headers) if credentials is None else credentials:
             key = (kind, value)
             tenant = self._tenants.get(key)
             if tenant is None:
@@ -401,7 +402,13 @@ class Engine:
     # ------------------------------------------------------------ scenarios
 
     def _choose(self, req: MockRequest) -> Choice | None:
-        return self.book.choose(req.headers.get(SCENARIO_HEADER), self.credentials(req.headers))
+        return self.book.choose(req.headers.get(SCENARIO_HEADER), self._credentials_of(req))
+
+    def _credentials_of(self, req: MockRequest) -> list[tuple[str, str]]:
+        """The request's credentials, read from its headers once however often they are asked for."""
+        if req._credentials is None:
+            req._credentials = self.credentials(req.headers)
+        return req._credentials
 
     def credentials(self, headers: Mapping[str, str]) -> list[tuple[str, str]]:
         """Every credential the request carries, as (kind, value); kinds are 'api_key' and 'token'."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 from . import logs
@@ -19,7 +20,7 @@ from .engine import Engine, Options
 from .generation import Generator
 from .journal import Journal
 from .lifecycle import Attempt, Deliveries, install
-from .scenarios import ScenarioBook, load_scenarios
+from .scenarios import ScenarioBook, bundled_scenarios_dir, directories_of, load_scenarios
 from .settings import Settings
 from .state import Epoch
 from .state.store import MemoryStore
@@ -74,6 +75,13 @@ def contract_for(settings: Settings, full_check: bool = False) -> Contract:
     return load_contract(settings.openapi, overlays, full_check=full_check)
 
 
+def scenario_directories(settings: Settings) -> tuple[Path, ...]:
+    """The directories the settings load scenarios from: the bundled library first when asked
+    for (so a clash is reported on the user's file), then the given ones, each once."""
+    bundled = bundled_scenarios_dir() if settings.bundled_scenarios else None
+    return directories_of(((bundled,) if bundled is not None else ()) + settings.scenarios_dir)
+
+
 def build_mock(settings: Settings | None = None, *, contract: Contract | None = None, **changes: Any) -> Mock:
     """Load, check and compile everything; raises LoadError/LoadErrors before anything listens.
 
@@ -81,9 +89,10 @@ def build_mock(settings: Settings | None = None, *, contract: Contract | None = 
     """
     settings = (settings or Settings()).replace(**changes) if changes else (settings or Settings())
     contract = contract or contract_for(settings)
-    scenarios = load_scenarios(settings.scenarios_dir, contract)
+    directories = scenario_directories(settings)
+    scenarios = load_scenarios(directories, contract)
     bus = Bus()
-    book = ScenarioBook(scenarios, default=settings.scenario, directory=settings.scenarios_dir, contract=contract,
+    book = ScenarioBook(scenarios, default=settings.scenario, directory=directories, contract=contract,
                         on_change=lambda: bus.publish("scenario", book.state()))
     epoch = Epoch()
     options = Options(strict=settings.strict, max_body_bytes=settings.max_body_bytes,

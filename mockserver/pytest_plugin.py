@@ -2,7 +2,8 @@
 
 Registered through the ``pytest11`` entry point, so installing the package is all
 it takes. One server per session (per worker under pytest-xdist) runs in its own
-thread; before every test its journal, counters, bindings and scenario are reset.
+thread; before every test its journal, counters, bindings and scenario are reset, and the
+scenarios added at run time (``when()``, ``add_scenario()``) are gone.
 
 pytest imports this module at the start of every session of every project that has the
 package installed, whether or not a test asks for the fixture; so it imports only pytest
@@ -12,9 +13,10 @@ jsonschema, faker) inside the fixtures and methods that need it.
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
 import pytest
 
@@ -25,16 +27,26 @@ _OPTIONS = (
     ("openapi", "OpenAPI document(s) for the mockserver fixture, comma-separated (default: the bundled contract)"),
     ("overlay", "Overlay(s) applied to those documents, comma-separated: files, or the bundled 'solvimon' and "
                 "'solvimon-webhooks'"),
-    ("scenarios_dir", "scenario directory for the mockserver fixture (default: the bundled library)"),
+    ("scenarios_dir", "scenario directories for the mockserver fixture, comma-separated (repeatable); loaded "
+                      "beside the bundled library"),
     ("seed", "seed making the mockserver fixture's bodies reproducible"),
 )
+_REPEATABLE = {"scenarios_dir"}
+_NO_BUNDLED = "leave the bundled scenario library out of the mockserver fixture"
+
+# The run-time scenario that ``mockserver.when(...).respond(...)`` builds, one rule per call.
+WHEN_SCENARIO = "mockserver-when"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("mockserver", "contract mock of the Solvimon webhooks API")
     for name, help_text in _OPTIONS:
-        group.addoption(f"--mockserver-{name.replace('_', '-')}", dest=f"mockserver_{name}", default=None, help=help_text)
+        group.addoption(f"--mockserver-{name.replace('_', '-')}", dest=f"mockserver_{name}", default=None,
+                        action="append" if name in _REPEATABLE else "store", help=help_text)
         parser.addini(f"mockserver_{name}", help_text, default=None)
+    group.addoption("--mockserver-no-bundled-scenarios", dest="mockserver_no_bundled_scenarios",
+                    action="store_true", default=False, help=_NO_BUNDLED)
+    parser.addini("mockserver_no_bundled_scenarios", _NO_BUNDLED, type="bool", default=False)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -50,34 +62,29 @@ def _option(config: pytest.Config, name: str) -> Any:
 
 def _settings(config: pytest.Config) -> dict[str, Any]:
     """Options from the command line, else the ini file; relative paths are from the rootdir."""
-    def path(name: str) -> Path | None:
-        value = _option(config, name)
-        if value is None:
-            return None
-        p = Path(value)
-        return p if p.is_absolute() else Path(config.rootpath) / p
-
-    from .cli import default_scenarios_dir
     from .contract.build import BUNDLED_OVERLAYS
 
     def listed(name: str) -> list[str]:
         value = _option(config, name)
-        return [v.strip() for v in str(value).split(",") if v.strip()] if value else []
+        if not value:
+            return []
+        given = value if isinstance(value, list) else [value]  # a repeated option, or one value
+        return [v.strip() for one in given for v in str(one).replace("\n", ",").split(",") if v.strip()]
 
     def rooted(value: str) -> Path:
         p = Path(value)
         return p if p.is_absolute() else Path(config.rootpath) / p
 
     seed = _option(config, "seed")
-    scenarios = path("scenarios_dir")
     openapi = [rooted(v) for v in listed("openapi")]
     overlays = [v if v in BUNDLED_OVERLAYS else str(rooted(v)) for v in listed("overlay")]
-    if scenarios is None and not openapi:  # the bundled library is written for the bundled contract
-        scenarios = default_scenarios_dir()
+    no_bundled = config.getoption("mockserver_no_bundled_scenarios") or config.getini("mockserver_no_bundled_scenarios")
     return {
         "openapi": tuple(openapi),
         "overlays": tuple(overlays),
-        "scenarios_dir": scenarios,
+        "scenarios_dir": tuple(rooted(v) for v in listed("scenarios_dir")),
+        # The bundled library is written for the bundled contract: with another, only the user's.
+        "bundled_scenarios": not no_bundled and not openapi,
         "seed": int(seed) if seed is not None else None,
     }
 
@@ -85,8 +92,11 @@ def _settings(config: pytest.Config) -> dict[str, Any]:
 class MockServer:
     """What a test gets from the ``mockserver`` fixture."""
 
-    def __init__(self, server: ServerThread) -> None:
+    def __init__(self, server: ServerThread, test: str = "") -> None:
         self._server = server
+        self._test = test
+        self._when_rules: list[dict[str, Any]] = []  # what when() added, in order: the rules of WHEN_SCENARIO
+        self._added: set[str] = set()  # run-time scenarios this test added, removed when it ends
 
     @property
     def url(self) -> str:
@@ -94,7 +104,10 @@ class MockServer:
         return self._server.url
 
     def reset(self) -> None:
+        """Back to the start-up state; the scenarios added at run time are gone too."""
         self._server.call(self._server.mock.reset)
+        self._when_rules.clear()
+        self._added.clear()
 
     def use(self, name: str | None, *, api_key: str | None = None, token: str | None = None) -> "_Selection":
         """Select a scenario (for everyone, or for one API key or token); also a context manager."""
@@ -112,12 +125,110 @@ class MockServer:
                             else ("token", token) if token is not None else (None, None))
         book = self._server.mock.book
         previous = self._server.call(lambda: book.active) if kind is None else None
+        if kind is None and previous == WHEN_SCENARIO and name not in (None, WHEN_SCENARIO):
+            raise ValueError(f"this test's when() rules are the server-wide scenario; use({name!r}) would put them "
+                             f"aside: bind {name!r} to one client instead (use({name!r}, api_key=...))")
         try:
             self._server.call(book.select, name, kind, credential)
         except UnknownScenario:
             known = ", ".join(sorted(book.scenarios)) or "none"
             raise ValueError(f"unknown scenario {name!r}; loaded scenarios: {known}") from None
         return _Selection(self, previous, kind, credential)
+
+    def when(self, method: str | None = None, path: Any = None, *, body: Mapping[str, Any] | None = None,
+             headers: Mapping[str, Any] | None = None, query: Mapping[str, Any] | None = None,
+             version: Any = None, name: str | None = None) -> "When":
+        """Script an answer for the requests that match, for this test only: ``respond()`` on what
+        this returns adds the rule. Conditions are those of a scenario file's ``match`` (a value
+        may be ``{"regex": ...}``; ``body`` matches as a subset). Rules are tried in the order
+        they were added and the first that matches answers; unmatched requests get the contract's
+        answer. The rules form a run-time scenario selected for every client, so they cannot be
+        combined with another server-wide scenario (bind that one to a key instead)."""
+        conditions = {"method": method, "path": path, "version": version, "headers": headers,
+                      "query": query, "body": body}
+        match = {key: _plain(value) for key, value in conditions.items() if value is not None}
+        return When(self, match, name)
+
+    def add_scenario(self, name: str, rules: Sequence[Mapping[str, Any]], *,
+                     description: str | None = None) -> "AddedScenario":
+        """Add (or replace) a run-time scenario, as a scenario file would define it, for this test
+        only; select it with ``use(name)``, the marker or the ``X-Mock-Scenario`` header. Checked
+        against the contract as a file is: a problem is a ValueError with the file's message."""
+        doc: dict[str, Any] = {"rules": [_plain(rule) for rule in rules]}
+        if description is not None:
+            doc["description"] = description
+        self._install(name, doc, f"mockserver.add_scenario({name!r})")
+        self._added.add(name)
+        return AddedScenario(self, name, [ScriptedRule(self, name, i) for i in range(len(doc["rules"]))])
+
+    def _when(self, rule: dict[str, Any]) -> "ScriptedRule":
+        rules = [*self._when_rules, rule]
+        self._install(WHEN_SCENARIO, {"rules": rules}, "mockserver.when(...).respond(...)", select=True,
+                      only=len(rules) - 1)
+        self._when_rules.append(rule)
+        self._added.add(WHEN_SCENARIO)
+        return ScriptedRule(self, WHEN_SCENARIO, len(rules) - 1)
+
+    def _install(self, name: str, doc: dict[str, Any], label: str, select: bool = False,
+                 only: int | None = None) -> None:
+        """Check ``doc`` as a scenario file and put it, on the server's loop in one step."""
+        from .errors import LoadError
+        from .scenarios import RUNTIME, NameTaken, ScriptChecker, invalid_name, load_scenario_text
+
+        bad = invalid_name(name)
+        if bad is not None:
+            raise ValueError(f"{label}: invalid scenario name: {bad}")
+        try:
+            text = json.dumps(doc)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{label}: a scenario holds JSON values only: {exc}") from None
+        mock = self._server.mock
+        book = mock.book
+        source = f"pytest {self._test}".rstrip()
+
+        def install() -> None:
+            # On the loop: the contract's validators and the book are only ever used there.
+            if select and book.active not in (None, name):
+                raise ValueError(f"{label}: scenario {book.active!r} is selected for every client, and when() "
+                                 f"rules need that place; bind {book.active!r} to one client instead "
+                                 f"(use({book.active!r}, api_key=...)) or leave it out of this test")
+            scenario = load_scenario_text(text, label, ScriptChecker(mock.contract), name=name,
+                                          origin=RUNTIME, source=source, as_json=True)
+            book.put(scenario, keep_counts=select)  # when() only appends: earlier rules keep their uses
+            if select and book.active != name:
+                book.select(name)
+
+        try:
+            self._server.call(install)
+        except LoadError as exc:
+            message = exc.message
+            if only is not None:  # when() names one rule: say where within it, not where in the scenario
+                message = message.replace(f"at rules.{only}.", "at ", 1).replace(f"at rules.{only}:", "at the rule:", 1)
+            raise ValueError(f"{label}: {message}") from None
+        except NameTaken as exc:
+            raise ValueError(f"{label}: scenario {name!r} is defined by the file {exc}; "
+                             "pick another name") from None
+
+    def _cleanup(self) -> None:
+        """Remove the run-time scenarios this test added (the next test's reset would too)."""
+        if not self._added:
+            return
+        from .scenarios import RUNTIME
+
+        book = self._server.mock.book
+        names = sorted(self._added)
+
+        def remove() -> None:
+            if book.active in names:
+                book.select(None)
+            for name in names:
+                held = book.scenarios.get(name)
+                if held is not None and held.origin == RUNTIME:
+                    book.remove(name)
+
+        self._server.call(remove)
+        self._added.clear()
+        self._when_rules.clear()
 
     @property
     def requests(self) -> list[dict[str, Any]]:
@@ -188,6 +299,80 @@ class MockServer:
             time.sleep(0.01)
 
 
+class When:
+    """What ``mockserver.when(...)`` returns: ``respond(...)`` adds the rule and returns its handle."""
+
+    def __init__(self, mock: MockServer, match: dict[str, Any], name: str | None) -> None:
+        self._mock, self._match, self._name = mock, match, name
+
+    def respond(self, status: int | None = None, *, body: Mapping[str, Any] | None = None,
+                headers: Mapping[str, Any] | None = None, times: int | None = None,
+                delay_ms: int | None = None, fault: str | None = None) -> "ScriptedRule":
+        """Answer ``status`` (any the matched operations list), ``body`` merged over the contract's
+        body for it, extra ``headers``, after ``delay_ms``, or a ``fault`` (reset, empty, malformed);
+        only the first ``times`` matching requests when given."""
+        respond = {"status": status, "body": body, "headers": headers, "delay_ms": delay_ms, "fault": fault}
+        rule: dict[str, Any] = {}
+        if self._name is not None:
+            rule["name"] = self._name
+        if self._match:
+            rule["match"] = self._match
+        if times is not None:
+            rule["times"] = times
+        rule["respond"] = {key: _plain(value) for key, value in respond.items() if value is not None}
+        return self._mock._when(rule)
+
+
+class ScriptedRule:
+    """One rule added by the fixture; says how often it answered since the test began."""
+
+    def __init__(self, mock: MockServer, scenario: str, index: int) -> None:
+        self._mock, self.scenario, self.index = mock, scenario, index
+
+    @property
+    def calls(self) -> int:
+        """How many requests this rule answered (a rule is counted only when it answers)."""
+        server = self._mock._server
+        return server.call(server.mock.book.answered, self.scenario)[self.index]
+
+    def assert_called(self, times: int | None = None) -> int:
+        """Assert the rule answered (exactly ``times`` when given); returns how often it did."""
+        calls = self.calls
+        if (times is None and calls == 0) or (times is not None and calls != times):
+            wanted = "at least once" if times is None else f"{times} time(s)"
+            raise AssertionError(f"expected rule {self.index} of scenario {self.scenario!r} to answer {wanted}, "
+                                 f"it answered {calls}.\n" + _received(self._mock.requests))
+        return calls
+
+    def assert_not_called(self) -> None:
+        self.assert_called(0)
+
+    def __repr__(self) -> str:
+        return f"<ScriptedRule {self.scenario!r} rule {self.index}>"
+
+
+class AddedScenario:
+    """What ``mockserver.add_scenario(...)`` returns: its name and a handle per rule."""
+
+    def __init__(self, mock: MockServer, name: str, rules: list[ScriptedRule]) -> None:
+        self._mock, self.name, self.rules = mock, name, rules
+
+    @property
+    def calls(self) -> list[int]:
+        """How many requests each rule answered, in order."""
+        server = self._mock._server
+        return server.call(server.mock.book.answered, self.name)
+
+
+def _plain(value: Any) -> Any:
+    """Mappings and sequences as the JSON a scenario file holds (a tuple is a list)."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
 class _Selection:
     """Undoes ``use()`` when used as a context manager."""
 
@@ -249,12 +434,13 @@ def mockserver_session(pytestconfig: pytest.Config) -> Iterator[ServerThread]:
 @pytest.fixture
 def mockserver(mockserver_session: ServerThread, request: pytest.FixtureRequest) -> Iterator[MockServer]:
     """A running mock with a clean journal and scenario state; ``@pytest.mark.mockserver(scenario=...)`` selects one."""
-    handle = MockServer(mockserver_session)
+    handle = MockServer(mockserver_session, request.node.nodeid)
     handle.reset()
     marker = request.node.get_closest_marker("mockserver")
     if marker is not None and marker.kwargs.get("scenario"):
         handle.use(marker.kwargs["scenario"])
     yield handle
+    handle._cleanup()
 
 
 @pytest.fixture

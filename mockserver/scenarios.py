@@ -13,7 +13,9 @@ refused when the file loads, with the reason.
 :class:`ScenarioBook` holds the loaded scenarios and everything that changes at run
 time: the server-wide choice, per-client bindings and ``times`` counters. With a
 directory it also follows edits, additions, renames and deletions of scenario files
-(:meth:`ScenarioBook.refresh`), reading them off the event loop.
+(:meth:`ScenarioBook.refresh`), reading them off the event loop. Scenarios can also be
+added at run time (``PUT /__mock/scenarios/{name}``, the pytest fixture's ``when()``): they
+go through the same checks as a file, and a reset removes them.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ from typing import Any, Callable, Collection, Iterable, Mapping, Sequence
 import re2
 import yaml
 
-from .contract import Contract, Operation, deepest_error, shipped_validator
+from . import jsoncodec
+from .contract import Contract, Operation, deepest_error, default_spec_dir, shipped_validator
 from .errors import PROBLEM_DETAILS, ErrorShape, LoadError, LoadErrors, format_path, forbidden_message, line_of, problem
 from .answers import PROBLEM
 from .generation import BodyPlan, Generator, response_plan, sample_generator
@@ -152,12 +155,19 @@ class Rule:
     respond: Respond
 
 
+FILE = "file"
+RUNTIME = "runtime"
+
+
 @dataclass(frozen=True)
 class Scenario:
     name: str
     description: str
     rules: tuple[Rule, ...]
-    source: str
+    source: str  # the file it came from, or for a run-time scenario who added it
+    origin: str = FILE  # FILE or RUNTIME; a reset removes the run-time ones
+    # The rules as written (JSON-safe), shown by ``GET /__mock/scenarios/{name}``.
+    document: tuple[Mapping[str, Any], ...] = field(default=(), compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -241,29 +251,62 @@ def fingerprint(secret: str) -> str:
 # ---------------------------------------------------------------- loading
 
 
-def load_scenarios(directory: Path | str | None, contract: Contract) -> dict[str, Scenario]:
-    """Every ``*.yaml``/``*.yml`` file of a directory; raises LoadErrors listing every broken file."""
-    if directory is None:
-        return {}
-    root = Path(directory)
-    if not root.is_dir():
-        raise LoadError(root, "scenarios directory not found")
+def bundled_scenarios_dir() -> Path | None:
+    """The bundled scenario library, next to the bundled spec."""
+    candidate = default_spec_dir().parent / "scenarios"
+    return candidate if candidate.is_dir() else None
+
+
+def directories_of(directories: Path | str | Iterable[Path | str] | None) -> tuple[Path, ...]:
+    """One directory or several, in order, each once: the same directory named twice (the
+    bundled library given by hand and kept beside) is read once, not refused as a clash."""
+    if directories is None:
+        return ()
+    items = [directories] if isinstance(directories, (str, Path)) else list(directories)
+    out: list[Path] = []
+    seen: set[Path] = set()
+    for item in items:
+        path = Path(item)
+        key = path.resolve()
+        if key not in seen:
+            seen.add(key)
+            out.append(path)
+    return tuple(out)
+
+
+def load_scenarios(directories: Path | str | Iterable[Path | str] | None, contract: Contract) -> dict[str, Scenario]:
+    """Every ``*.yaml``/``*.yml`` file of one directory or several; raises LoadErrors listing
+    every broken file. A name defined twice, in one directory or across two, is an error on
+    the later file naming the earlier one."""
+    roots = directories_of(directories)
+    missing = [LoadError(root, "scenarios directory not found") for root in roots if not root.is_dir()]
+    if missing:
+        raise missing[0] if len(missing) == 1 else LoadErrors(missing)
     found: dict[str, Scenario] = {}
     errors: list[LoadError] = []
     checker = ScriptChecker(contract)
-    for path in scenario_files(root):
-        try:
-            scenario = load_scenario_file(path, checker)
-        except LoadError as exc:
-            errors.append(exc)
-            continue
-        if scenario.name in found:
-            errors.append(LoadError(path, f"scenario name {scenario.name!r} is already used by {found[scenario.name].source}", 1))
-            continue
-        found[scenario.name] = scenario
+    for root in roots:
+        for path in scenario_files(root):
+            try:
+                scenario = load_scenario_file(path, checker)
+            except LoadError as exc:
+                errors.append(exc)
+                continue
+            if scenario.name in found:
+                errors.append(LoadError(path, _name_taken(scenario.name, found[scenario.name].source), 1))
+                continue
+            found[scenario.name] = scenario
     if errors:
         raise LoadErrors(errors)
     return found
+
+
+def _name_taken(name: str, other: str) -> str:
+    bundled = bundled_scenarios_dir()
+    hint = ""
+    if bundled is not None and Path(other).parent.resolve() == bundled.resolve():
+        hint = " (the bundled library; --no-bundled-scenarios leaves it out)"
+    return f"scenario name {name!r} is already used by {other}{hint}"
 
 
 def scenario_files(root: Path) -> list[Path]:
@@ -276,33 +319,83 @@ def load_scenario_file(path: Path, checker: "ScriptChecker") -> Scenario:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise LoadError(path, f"cannot read: {exc}") from None
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        reason = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise LoadError(path, f"invalid YAML: {reason}", mark.line + 1 if mark else None) from None
+    return load_scenario_text(text, path, checker, default_name=path.stem, source=str(path))
+
+
+def load_scenario_text(text: str, where: Path | str, checker: "ScriptChecker", *, default_name: str | None = None,
+                       name: str | None = None, source: str | None = None, origin: str = FILE,
+                       as_json: bool = False) -> Scenario:
+    """A scenario from the text of a file or of a request body, checked as a file is.
+
+    ``where`` names the text in a LoadError (``file:line: message``); ``name`` is the name the
+    scenario must have (a run-time one is named by its URL), ``default_name`` the one it gets
+    when it names none. ``as_json`` reads the text as JSON rather than YAML; a YAML text that
+    is not a file of ours (a request body) may not use anchors and aliases, which would let a
+    few hundred bytes expand into a document too large to check.
+    """
+    if as_json:
+        try:
+            doc = jsoncodec.loads(text)
+        except json.JSONDecodeError as exc:
+            raise LoadError(where, f"invalid JSON: {exc.msg}", exc.lineno) from None
+        except (ValueError, RecursionError) as exc:
+            raise LoadError(where, f"invalid JSON: {exc}") from None
+    else:
+        try:
+            if origin != FILE:
+                _refuse_aliases(text, where)
+            doc = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            reason = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise LoadError(where, f"invalid YAML: {reason}", mark.line + 1 if mark else None) from None
+        except RecursionError:
+            raise LoadError(where, "invalid YAML: nested too deeply") from None
     if doc is None:
-        raise LoadError(path, "the file is empty; a scenario needs at least `rules:`", 1)
+        raise LoadError(where, "the file is empty; a scenario needs at least `rules:`" if origin == FILE
+                        else "the scenario is empty; a scenario needs at least `rules:`", 1)
     error = deepest_error(shipped_validator("scenario.schema.json"), doc)
     if error is not None:
         at = list(error.absolute_path)
         unknown = _unknown_keys(error)
         if unknown:  # the line of the misspelled key itself, not of the object holding it
             at.append(unknown[0])
-        where = format_path(error.absolute_path) or "the document"
-        raise LoadError(path, f"at {where}: {_explain(error)}", line_of(text, at, key=bool(unknown)))
+        place = format_path(error.absolute_path) or "the document"
+        raise LoadError(where, f"at {place}: {_explain(error)}", line_of(text, at, key=bool(unknown)))
+    if name is not None and doc.get("name", name) != name:
+        raise LoadError(where, f"at name: {doc['name']!r} is not the name this scenario is put under ({name!r}); "
+                               "leave `name` out or make them the same", line_of(text, ["name"]))
 
-    def fail(where: Sequence[str | int], message: str) -> LoadError:
-        return LoadError(path, f"at {format_path(where)}: {message}", line_of(text, list(where)))
+    def fail(at: Sequence[str | int], message: str) -> LoadError:
+        return LoadError(where, f"at {format_path(at)}: {message}", line_of(text, list(at)))
 
     rules = tuple(_rule(raw, i, checker, fail) for i, raw in enumerate(doc["rules"]))
     return Scenario(
-        name=doc.get("name") or path.stem,
+        name=name or doc.get("name") or default_name or "",
         description=doc.get("description", ""),
         rules=rules,
-        source=str(path),
+        source=source if source is not None else str(where),
+        origin=origin,
+        document=tuple(_json_safe(raw) for raw in doc["rules"]),
     )
+
+
+def invalid_name(name: str) -> str | None:
+    """Why ``name`` cannot name a scenario (the rule a file's ``name`` follows), else None."""
+    error = deepest_error(shipped_validator("scenario.schema.json"), {"name": name, "rules": []})
+    return None if error is None else error.message
+
+
+def _refuse_aliases(text: str, where: Path | str) -> None:
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.AliasEvent):
+            raise LoadError(where, "YAML anchors and aliases (&name, *name) are not accepted here; "
+                                   "write the values out", event.start_mark.line + 1)
+
+
+def _json_safe(value: Any) -> Any:
+    """A rule as JSON can show it: what YAML reads as a date or a set becomes text."""
+    return json.loads(json.dumps(value, default=str))
 
 
 def _unknown_keys(error: Any) -> list[str]:
@@ -502,11 +595,15 @@ class UnknownScenario(KeyError):
     """A scenario name nobody loaded; answered as a 400, never a silent fall-through."""
 
 
+class NameTaken(ValueError):
+    """A run-time scenario may not take or remove a name a file defines; ``str()`` names the file."""
+
+
 class ScenarioBook:
     """Loaded scenarios plus run-time choices and counters. Lives on the server's event loop."""
 
     def __init__(self, scenarios: Mapping[str, Scenario], default: str | None = None,
-                 directory: Path | None = None, contract: Contract | None = None,
+                 directory: Path | str | Iterable[Path | str] | None = None, contract: Contract | None = None,
                  on_change: Callable[[], None] | None = None) -> None:
         self.scenarios = dict(scenarios)
         # Told after the selection, a binding or the loaded scenarios change (not at reset()).
@@ -517,12 +614,23 @@ class ScenarioBook:
         self.active = default
         self.bindings: dict[tuple[str, str], str] = {}
         self.counters: dict[tuple[str, str | None], dict[int, int]] = {}
-        self.directory = directory
+        # How often each rule answered since the last reset, whoever chose it. Unlike the counters
+        # (which are the `times` state, dropped when a binding changes) this only ever grows.
+        self.answers: dict[str, dict[int, int]] = {}
+        # The directories followed (one or several), in the order they were loaded.
+        self.directories = directories_of(directory)
         self.contract = contract
-        self._files: dict[Path, tuple[int, int]] = (_look(directory) or {}) if directory else {}
+        self._files: dict[Path, tuple[int, int]] = {}
+        for root in self.directories:
+            self._files.update(_look(root) or {})
         # Files that loaded but whose name another file holds; they get in once the name is free.
         self._waiting: dict[Path, Scenario] = {}
         self._refreshing = asyncio.Lock()
+
+    @property
+    def directory(self) -> Path | None:
+        """The first directory followed, or None when no directory is."""
+        return self.directories[0] if self.directories else None
 
     # -- choosing
 
@@ -561,6 +669,8 @@ class ScenarioBook:
                 continue
             if rule_matches(rule.match, subject):
                 counts[rule.index] = counts.get(rule.index, 0) + 1
+                answered = self.answers.setdefault(choice.scenario.name, {})
+                answered[rule.index] = answered.get(rule.index, 0) + 1
                 return rule
         return None
 
@@ -570,6 +680,9 @@ class ScenarioBook:
         counts = self.counters.get((choice.scenario.name, choice.client))
         if counts and counts.get(rule.index, 0) > 0:
             counts[rule.index] -= 1
+        answered = self.answers.get(choice.scenario.name)
+        if answered and answered.get(rule.index, 0) > 0:
+            answered[rule.index] -= 1
 
     # -- admin
 
@@ -593,9 +706,61 @@ class ScenarioBook:
             self.on_change()
 
     def reset(self) -> None:
+        """Back to the start-up choice, no bindings, no counters, and no run-time scenarios."""
+        for name in [s.name for s in self.scenarios.values() if s.origin == RUNTIME]:
+            del self.scenarios[name]
         self.active = self.default
         self.bindings.clear()
         self.counters.clear()
+        self.answers.clear()
+
+    # -- run-time scenarios
+
+    def put(self, scenario: Scenario, keep_counts: bool = False) -> bool:
+        """Add or replace a run-time scenario, in effect from the next request; True when it
+        replaced one. A name a file defines is NameTaken (the file is the truth for it).
+
+        A replaced scenario's counters start again, as a reloaded file's do; ``keep_counts``
+        keeps them when the caller only appended rules (the fixture's ``when()``), so the
+        rules already there keep their uses.
+        """
+        held = self.scenarios.get(scenario.name)
+        if held is not None and held.origin != RUNTIME:
+            raise NameTaken(held.source)
+        self.scenarios[scenario.name] = scenario
+        if not keep_counts:
+            self.counters = {k: v for k, v in self.counters.items() if k[0] != scenario.name}
+            self.answers.pop(scenario.name, None)
+        self._changed()
+        return held is not None
+
+    def remove(self, name: str) -> Scenario:
+        """Delete a run-time scenario and whatever chose it; UnknownScenario or NameTaken (a file's)."""
+        scenario = self.get(name)
+        if scenario.origin != RUNTIME:
+            raise NameTaken(scenario.source)
+        del self.scenarios[name]
+        self._forget(name, level=logging.INFO)
+        self._changed()
+        return scenario
+
+    def answered(self, name: str) -> list[int]:
+        """How often each rule of a scenario answered since the last reset (or since it was
+        loaded or put), whoever chose it."""
+        answered = self.answers.get(name, {})
+        return [answered.get(i, 0) for i in range(len(self.get(name).rules))]
+
+    def view(self, name: str) -> dict[str, Any]:
+        """One scenario as the admin API shows it: where it came from and each rule with its uses."""
+        scenario = self.get(name)
+        answered = self.answered(name)
+        rules = []
+        for rule in scenario.rules:
+            written = scenario.document[rule.index] if rule.index < len(scenario.document) else {}
+            rules.append({"name": rule.label, "times": rule.times, "answered": answered[rule.index],
+                          "match": written.get("match"), "respond": written.get("respond")})
+        return {"name": scenario.name, "description": scenario.description, "origin": scenario.origin,
+                "source": scenario.source, "rules": rules}
 
     def state(self) -> dict[str, Any]:
         return {
@@ -608,25 +773,24 @@ class ScenarioBook:
 
     def listing(self) -> list[dict[str, Any]]:
         return [
-            {"name": s.name, "description": s.description, "rules": len(s.rules), "source": s.source}
+            {"name": s.name, "description": s.description, "rules": len(s.rules), "source": s.source,
+             "origin": s.origin}
             for s in sorted(self.scenarios.values(), key=lambda s: s.name)
         ]
 
     # -- hot reload
 
     async def refresh(self) -> list[str]:
-        """Follow the directory: load new and changed files, drop deleted ones; returns the names (re)loaded.
+        """Follow the directories: load new and changed files, drop deleted ones; returns the names (re)loaded.
 
         Listing, reading and checking files happens in a worker thread, so a large or slow
         file never holds up requests; the result is applied here, on the loop, in one step.
         A broken edit is logged and the last good version kept.
         """
-        if self.directory is None or self.contract is None:
+        if not self.directories or self.contract is None:
             return []
         async with self._refreshing:  # two looks at once would both apply the same changes
-            look = await asyncio.to_thread(_look_again, self.directory, self.contract, dict(self._files))
-            if look is None:
-                return []
+            look = await asyncio.to_thread(_look_again, self.directories, self.contract, dict(self._files))
             return self._apply(look)
 
     def _apply(self, look: _Look) -> list[str]:
@@ -651,7 +815,7 @@ class ScenarioBook:
                 del self.scenarios[old]
                 dropped.add(old)
             clash = self.scenarios.get(result.name)
-            if clash is not None and Path(clash.source) != path:
+            if clash is not None and (clash.origin != FILE or Path(clash.source) != path):
                 log.warning("scenario not reloaded: %s: name %r is already used by %s", path, result.name, clash.source)
                 self._waiting[path] = result
                 continue
@@ -672,15 +836,17 @@ class ScenarioBook:
 
     def _name_from(self, path: Path) -> str | None:
         source = str(path)
-        return next((s.name for s in self.scenarios.values() if s.source == source), None)
+        return next((s.name for s in self.scenarios.values() if s.origin == FILE and s.source == source), None)
 
     def _install(self, scenario: Scenario) -> None:
         self.scenarios[scenario.name] = scenario
         self.counters = {k: v for k, v in self.counters.items() if k[0] != scenario.name}
+        self.answers.pop(scenario.name, None)
 
-    def _forget(self, name: str) -> None:
+    def _forget(self, name: str, level: int = logging.WARNING) -> None:
         """Whatever still points at a scenario that is gone: counters, the server-wide choice, bindings."""
         self.counters = {k: v for k, v in self.counters.items() if k[0] != name}
+        self.answers.pop(name, None)
         was = []
         if self.active == name:
             self.active = None
@@ -693,8 +859,8 @@ class ScenarioBook:
             del self.bindings[key]
         if bound:
             was.append(f"bound to {len(bound)} client(s)")
-        if was:
-            log.warning("scenario %s is gone, so it is no longer %s", name, " and ".join(was))
+        if was:  # a warning when a file went away under the server; news when a client deleted it
+            log.log(level, "scenario %s is gone, so it is no longer %s", name, " and ".join(was))
 
 
 @dataclass(frozen=True)
@@ -721,14 +887,17 @@ def _look(directory: Path) -> dict[Path, tuple[int, int]] | None:
     return out
 
 
-def _look_again(directory: Path, contract: Contract, known: Mapping[Path, tuple[int, int]]) -> _Look | None:
+def _look_again(directories: Sequence[Path], contract: Contract, known: Mapping[Path, tuple[int, int]]) -> _Look:
     """Runs in a worker thread: touches no state of the book, returns what it found."""
-    files = _look(directory)
-    if files is None:
-        # A directory that cannot be listed (gone, or being replaced) says nothing about its files:
-        # dropping every scenario for it would be worse than keeping them until it is back.
-        log.debug("scenario directory %s cannot be listed; nothing reloaded", directory)
-        return None
+    files: dict[Path, tuple[int, int]] = {}
+    for root in directories:
+        found = _look(root)
+        if found is None:
+            # A directory that cannot be listed (gone, or being replaced) says nothing about its files:
+            # dropping every scenario for it would be worse than keeping them until it is back.
+            log.debug("scenario directory %s cannot be listed; its scenarios are kept as they are", root)
+            found = {path: seen for path, seen in known.items() if path.parent == root}
+        files.update(found)
     changed = [path for path, seen in files.items() if known.get(path) != seen]
     checker = ScriptChecker(contract) if changed else None
     read: list[tuple[Path, Scenario | LoadError]] = []

@@ -25,7 +25,11 @@ class Settings:
     # (a bundled overlay by name, or a file).
     openapi: tuple[Path, ...] = ()
     overlays: tuple[str, ...] = ()
-    scenarios_dir: Path | None = None
+    # Scenario directories, loaded in order (a path, or several); a name defined twice is an error.
+    scenarios_dir: tuple[Path, ...] = ()
+    # Also load the bundled scenario library (before the directories above), as the CLI and the
+    # pytest plugin do unless told not to; written for the bundled contract.
+    bundled_scenarios: bool = False
     scenario: str | None = None
     seed: int | None = None
     strict: bool = False
@@ -47,8 +51,7 @@ class Settings:
     def __post_init__(self) -> None:
         # Accept the loose forms callers naturally pass (a str path, a list of keys) and
         # keep the value hashable and immutable.
-        if self.scenarios_dir is not None and not isinstance(self.scenarios_dir, Path):
-            object.__setattr__(self, "scenarios_dir", Path(self.scenarios_dir))
+        object.__setattr__(self, "scenarios_dir", tuple(Path(p) for p in _strings(self.scenarios_dir)))
         object.__setattr__(self, "openapi", tuple(Path(p) for p in _strings(self.openapi)))
         object.__setattr__(self, "overlays", _strings(self.overlays))
         object.__setattr__(self, "delivery_allowed_hosts", _strings(self.delivery_allowed_hosts))

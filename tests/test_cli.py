@@ -185,3 +185,59 @@ def test_a_port_in_use_is_one_line_that_suggests_port_0():
         assert run(["serve", "--port", str(port)], out, err) == 1
     lines = err.getvalue().strip().splitlines()
     assert len(lines) == 1 and f"cannot listen on 127.0.0.1:{port}" in lines[0] and "--port 0" in lines[0], lines
+
+
+# ------------------------------------------------------------------ several scenario directories
+
+
+def scenario_dir(path: Path, **files: int) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    for name, status in files.items():
+        (path / f"{name}.yaml").write_text(f"rules:\n  - respond: {{status: {status}}}\n")
+    return path
+
+
+def test_check_takes_several_scenario_dirs_beside_the_bundled_library(tmp_path):
+    first = scenario_dir(tmp_path / "first", one=401)
+    second = scenario_dir(tmp_path / "second", two=403, three=500)
+    code, out, err = run_cli("check", "--scenarios-dir", str(first), "--scenarios-dir", str(second))
+    assert code == 0, err
+    assert out.rstrip().endswith(f"; 3 scenario(s) in {first}, {second}")
+    code, out, err = run_cli("check")
+    assert code == 0 and out.rstrip().endswith(f"; 10 scenario(s) in {SCENARIOS}"), (out, err)
+    code, out, err = run_cli("check", "--no-bundled-scenarios")
+    assert code == 0 and out.rstrip().endswith("; 0 scenario(s)"), (out, err)
+
+
+def test_a_name_in_two_places_is_one_line_naming_both_files(tmp_path):
+    own = scenario_dir(tmp_path / "own", **{"internal-error": 401})
+    for command in (["check"], ["serve", "--port", "0"]):
+        code, out, err = run_cli(*command, "--scenarios-dir", str(own))
+        assert code == 2 and "listening" not in out
+        assert err == (f"mockserver: error: {own}/internal-error.yaml:1: scenario name 'internal-error' is already "
+                       f"used by {SCENARIOS}/internal-error.yaml (the bundled library; --no-bundled-scenarios leaves "
+                       "it out)\n")
+    code, out, err = run_cli("check", "--scenarios-dir", str(own), "--no-bundled-scenarios")
+    assert code == 0 and out.rstrip().endswith(f"; 1 scenario(s) in {own}"), err
+    other = scenario_dir(tmp_path / "other", **{"one": 500})
+    (own / "renamed.yml").write_text("name: one\nrules:\n  - respond: {status: 403}\n")
+    code, _, err = run_cli("check", "--no-bundled-scenarios", "--scenarios-dir", str(other),
+                           "--scenarios-dir", str(own))
+    assert code == 2
+    assert err == f"mockserver: error: {own}/renamed.yml:1: scenario name 'one' is already used by {other}/one.yaml\n"
+
+
+@pytest.mark.parametrize("bundled", [True, False])
+def test_serve_answers_from_several_dirs_and_the_bundled_library_unless_told_not_to(tmp_path, bundled):
+    first = scenario_dir(tmp_path / "first", one=401)
+    second = scenario_dir(tmp_path / "second", two=403)
+    extra = [] if bundled else ["--no-bundled-scenarios"]
+    proc, url = start_server("--scenarios-dir", str(first), "--scenarios-dir", str(second), *extra)
+    try:
+        answered = {name: post(url, MINIMAL, {"X-API-KEY": "k", "X-Mock-Scenario": name})[0]
+                    for name in ("one", "two", "internal-error")}
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=15)
+    # an unknown name in X-Mock-Scenario is a 400, never a fall-through
+    assert answered == {"one": 401, "two": 403, "internal-error": 500 if bundled else 400}

@@ -214,6 +214,161 @@ def test_in_process_app_factory_works_with_aiohttp_client(suite):
     suite.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=2)
 
 
+def test_when_respond_answers_once_then_the_contract_answers_and_is_undone_after_the_test(suite):
+    suite.makepyfile(test_when='''
+        import json, urllib.request
+        from helpers import post, HOOK, KEY
+
+        def test_scripted(mockserver):
+            rule = mockserver.when(method="POST", path="/v1/webhooks", body={"name": "Hook"},
+                                   headers={"X-API-KEY": "k"}).respond(status=500, body={"message": "down"}, times=1)
+            assert rule.calls == 0
+            assert post(mockserver.url, dict(HOOK, name="Other"), KEY)[0] == 201  # body does not match
+            assert post(mockserver.url, HOOK, {"X-API-KEY": "k2"})[0] == 201     # header does not match
+            status, body = post(mockserver.url, HOOK, KEY)
+            assert (status, body["code"], body["message"]) == (500, "INTERNAL_ERROR", "down")
+            assert post(mockserver.url, HOOK, KEY)[0] == 201                     # times=1 is used up
+            assert rule.calls == 1
+            rule.assert_called(times=1)
+            rule.assert_called()
+
+        def test_after(mockserver):
+            assert post(mockserver.url, HOOK, KEY)[0] == 201
+            with urllib.request.urlopen(mockserver.url + "/__mock/scenarios") as resp:
+                listed = json.loads(resp.read())["scenarios"]
+            assert [s["name"] for s in listed if s["origin"] == "runtime"] == []
+            assert "internal-error" in [s["name"] for s in listed]
+    ''')
+    suite.runpytest("-p", "no:cacheprovider", "-p", "no:randomly").assert_outcomes(passed=2)
+
+
+def test_when_rules_are_tried_in_the_order_given_and_count_separately(suite):
+    suite.makepyfile(test_order='''
+        import pytest
+        from helpers import post, HOOK, KEY
+
+        def test_order(mockserver):
+            first = mockserver.when("POST", body={"name": {"regex": "slow.*"}}).respond(401, times=2)
+            second = mockserver.when(method="POST").respond(status=403, delay_ms=1)
+            assert post(mockserver.url, dict(HOOK, name="slowly"), KEY)[0] == 401
+            assert post(mockserver.url, HOOK, KEY)[0] == 403
+            assert post(mockserver.url, dict(HOOK, name="slower"), KEY)[0] == 401
+            assert post(mockserver.url, dict(HOOK, name="slower"), KEY)[0] == 403  # first is used up
+            assert (first.calls, second.calls) == (2, 2)
+            with pytest.raises(AssertionError, match="to answer 5 time.s., it answered 2"):
+                second.assert_called(times=5)
+    ''')
+    suite.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
+
+
+def test_when_and_add_scenario_are_checked_against_the_contract(suite):
+    suite.makepyfile(test_checked='''
+        import pytest
+        from helpers import post, HOOK, KEY
+
+        def test_bad_status(mockserver):
+            with pytest.raises(ValueError) as caught:
+                mockserver.when(method="POST").respond(status=418)
+            assert str(caught.value) == ("mockserver.when(...).respond(...): at respond.status: status 418 is not a "
+                                         "status of the contract here; use one of 200, 201, 400, 401, 403, 404, 409, 500")
+            with pytest.raises(ValueError, match="at respond.body.id: body breaks the contract's 201 schema"):
+                mockserver.when(method="POST").respond(status=201, body={"id": 5})
+            with pytest.raises(ValueError, match=r"^mockserver.add_scenario[(]'mine'[)]: at rules.1.times: "):
+                mockserver.add_scenario("mine", rules=[{"respond": {"status": 500}},
+                                                       {"times": 0, "respond": {"status": 500}}])
+            with pytest.raises(ValueError, match="defined by the file .*flaky.yaml"):
+                mockserver.add_scenario("flaky", rules=[])
+            with pytest.raises(ValueError, match="invalid scenario name"):
+                mockserver.add_scenario("no spaces", rules=[])
+            # nothing above took effect
+            assert post(mockserver.url, HOOK, KEY)[0] == 201
+
+        @pytest.mark.mockserver(scenario="internal-error")
+        def test_when_needs_the_server_wide_place(mockserver):
+            with pytest.raises(ValueError, match="'internal-error' is selected for every client"):
+                mockserver.when(method="POST").respond(status=401)
+            assert post(mockserver.url, HOOK, KEY)[0] == 500
+
+        def test_use_does_not_put_when_rules_aside_silently(mockserver):
+            mockserver.when(method="POST").respond(status=401)
+            with pytest.raises(ValueError, match="when.. rules are the server-wide scenario"):
+                mockserver.use("internal-error")
+            with mockserver.use("internal-error", api_key="other"):
+                assert post(mockserver.url, HOOK, {"X-API-KEY": "other"})[0] == 500
+                assert post(mockserver.url, HOOK, KEY)[0] == 401
+    ''')
+    suite.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=3)
+
+
+def test_add_scenario_is_selected_like_a_file_and_undone_after_the_test(suite):
+    suite.makepyfile(test_added='''
+        import pytest
+        from helpers import post, HOOK, KEY
+
+        def test_added(mockserver):
+            added = mockserver.add_scenario("teapot", description="refuses twice", rules=[
+                {"times": 2, "respond": {"status": 403}},
+                {"match": {"body": {"name": "Hook"}}, "respond": {"status": 401}},
+            ])
+            assert post(mockserver.url, HOOK, KEY)[0] == 201   # not selected yet
+            with mockserver.use("teapot", api_key="k"):
+                assert [post(mockserver.url, HOOK, KEY)[0] for _ in range(4)] == [403, 403, 401, 401]
+                assert post(mockserver.url, HOOK, {"X-API-KEY": "k2"})[0] == 201
+            assert added.calls == [2, 2]
+            added.rules[1].assert_called(times=2)
+
+        def test_after(mockserver):
+            with pytest.raises(ValueError, match="unknown scenario 'teapot'"):
+                mockserver.use("teapot")
+    ''')
+    suite.runpytest("-p", "no:cacheprovider", "-p", "no:randomly").assert_outcomes(passed=2)
+
+
+def test_several_scenario_dirs_load_beside_the_bundled_library_unless_told_not_to(suite, tmp_path):
+    first, second, third = (tmp_path / name for name in ("first", "second", "third"))
+    for directory, name, status in ((first, "one", 401), (second, "two", 403), (third, "three", 401)):
+        directory.mkdir()
+        (directory / f"{name}.yaml").write_text(f"rules:\n  - respond: {{status: {status}}}\n")
+    suite.makeini(f"{INI}mockserver_scenarios_dir = {first}, {second}\n")
+    suite.makepyfile(test_dirs='''
+        import json, os, urllib.request
+        from helpers import post, HOOK, KEY
+
+        def test_loaded(mockserver):
+            with urllib.request.urlopen(mockserver.url + "/__mock/scenarios") as resp:
+                names = sorted(s["name"] for s in json.loads(resp.read())["scenarios"])
+            print("LOADED", ",".join(names))
+    ''')
+    loaded = lambda r: next(line for line in r.outlines if "LOADED " in line).split("LOADED ")[1].split()[0].split(",")
+    ini = suite.runpytest("-p", "no:cacheprovider", "-s")
+    ini.assert_outcomes(passed=1)
+    assert {"one", "two", "internal-error", "flaky"} <= set(loaded(ini)) and "three" not in loaded(ini)
+    repeated = suite.runpytest("-p", "no:cacheprovider", "-s", f"--mockserver-scenarios-dir={third}",
+                               f"--mockserver-scenarios-dir={second},{first}")
+    assert {"one", "two", "three", "internal-error"} <= set(loaded(repeated))
+    alone = suite.runpytest("-p", "no:cacheprovider", "-s", "--mockserver-no-bundled-scenarios")
+    assert loaded(alone) == ["one", "two"]
+    suite.makeini(f"{INI}mockserver_scenarios_dir = {first}\nmockserver_no_bundled_scenarios = true\n")
+    assert loaded(suite.runpytest("-p", "no:cacheprovider", "-s")) == ["one"]
+
+
+def test_a_name_in_two_scenario_dirs_stops_the_session_with_one_line(suite, tmp_path):
+    own = tmp_path / "own"
+    own.mkdir()
+    (own / "internal-error.yaml").write_text("rules:\n  - respond: {status: 401}\n")
+    suite.makepyfile(test_clash='''
+        def test_x(mockserver):
+            pass
+    ''')
+    result = suite.runpytest("-p", "no:cacheprovider", f"--mockserver-scenarios-dir={own}")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines([f"*{own}/internal-error.yaml:1: scenario name 'internal-error' is already used by "
+                                 f"{SCENARIOS}/internal-error.yaml (the bundled library; --no-bundled-scenarios "
+                                 "leaves it out)*"])
+    suite.runpytest("-p", "no:cacheprovider", f"--mockserver-scenarios-dir={own}",
+                    "--mockserver-no-bundled-scenarios").assert_outcomes(passed=1)
+
+
 HEAVY = ["aiohttp", "jsonschema", "faker", "mockserver.app", "mockserver.contract", "mockserver.server"]
 
 

@@ -612,3 +612,74 @@ def test_a_rule_for_a_literal_path_is_held_to_the_operation_the_router_picks(tmp
         "    respond:\n      status: 200\n      body: {data: []}\n")
     scenarios = load_scenarios(tmp_path, CONTRACT)
     assert "actions" in scenarios  # not refused as a body of getWebhooksByResourceId
+
+
+# ------------------------------------------------------------------ several directories, run-time scenarios
+
+
+def test_several_directories_load_in_order_and_the_same_one_twice_is_read_once(tmp_path):
+    first = write(tmp_path / "a", one="rules: []\n")
+    second = write(tmp_path / "b", two="rules: []\n")
+    assert sorted(load_scenarios([first, second, tmp_path / "a" / ".." / "a"], CONTRACT)) == ["one", "two"]
+    with pytest.raises(LoadErrors) as caught:
+        load_scenarios([first, tmp_path / "gone", tmp_path / "gone2"], CONTRACT)
+    assert [str(e) for e in caught.value.errors] == [f"{tmp_path}/gone: scenarios directory not found",
+                                                     f"{tmp_path}/gone2: scenarios directory not found"]
+    write(second, clash="name: one\nrules: []\n")
+    with pytest.raises(LoadErrors) as caught:
+        load_scenarios([first, second], CONTRACT)
+    assert [str(e) for e in caught.value.errors] == [
+        f"{second}/clash.yaml:1: scenario name 'one' is already used by {first}/one.yaml"]
+
+
+async def test_refresh_follows_every_directory_and_keeps_one_that_cannot_be_listed(tmp_path):
+    first = write(tmp_path / "a", one="rules:\n  - respond: {status: 500}\n")
+    second = write(tmp_path / "b", two="rules:\n  - respond: {status: 500}\n")
+    book = ScenarioBook(load_scenarios([first, second], CONTRACT), directory=[first, second], contract=CONTRACT)
+    touch(second / "two.yaml", "rules:\n  - respond: {status: 401}\n")
+    write(first, new="rules:\n  - respond: {status: 403}\n")
+    assert sorted(await book.refresh()) == ["new", "two"]
+    assert book.scenarios["two"].rules[0].respond.status == 401
+    second.rename(tmp_path / "moved")  # cannot be listed: its scenarios stay until it is back
+    assert await book.refresh() == []
+    assert sorted(book.scenarios) == ["new", "one", "two"]
+
+
+async def test_a_file_whose_name_a_run_time_scenario_holds_waits_until_it_is_gone(tmp_path, caplog):
+    from mockserver.scenarios import RUNTIME, NameTaken, ScriptChecker, load_scenario_text
+
+    directory = write(tmp_path / "s", kept="rules:\n  - respond: {status: 500}\n")
+    book = reloading_book(directory)
+
+    def runtime(name: str, status: int):
+        return load_scenario_text(f"rules:\n  - respond: {{status: {status}}}\n", "body", ScriptChecker(CONTRACT),
+                                  name=name, origin=RUNTIME, source="test")
+
+    with pytest.raises(NameTaken, match="kept.yaml"):
+        book.put(runtime("kept", 401))
+    assert book.put(runtime("live", 401)) is False
+    write(directory, live="rules:\n  - respond: {status: 403}\n")
+    with caplog.at_level(logging.WARNING, logger="mockserver.scenarios"):
+        assert await book.refresh() == []
+    assert "already used by test" in caplog.text
+    assert book.scenarios["live"].origin == RUNTIME
+    book.reset()  # removes the run-time one; the next look lets the file in
+    assert await book.refresh() == ["live"]
+    assert (book.scenarios["live"].origin, book.scenarios["live"].rules[0].respond.status) == ("file", 403)
+    with pytest.raises(NameTaken):
+        book.remove("live")
+
+
+def test_answered_counts_every_client_and_survives_a_binding_change(tmp_path):
+    directory = write(tmp_path / "s", s="rules:\n  - times: 1\n    respond: {status: 401}\n  - respond: {status: 500}\n")
+    book = reloading_book(directory)
+    book.select("s", "api_key", "a")
+    book.select("s")
+    for key in ["a", "a", "b"]:
+        assert book.answer(book.choose(None, [("api_key", key)]), subject("POST", "/v1/webhooks")) is not None
+    book.select(None, "api_key", "a")  # unbinding starts that client's `times` again...
+    assert book.answered("s") == [2, 1]  # ...but what answered stays answered
+    assert book.view("s")["rules"][0] == {"name": "rules[0]", "times": 1, "answered": 2, "match": None,
+                                          "respond": {"status": 401}}
+    book.reset()
+    assert book.answered("s") == [0, 0]
