@@ -331,16 +331,6 @@ def throughput(loader, rounds: int, seconds: float) -> tuple[dict[str, list[Load
     return mock_runs, bare_runs, statistics.median(populating)
 
 
-def median_load(runs: list[Load]) -> Load:
-    return Load(
-        requests=int(statistics.median(r.requests for r in runs)),
-        seconds=statistics.median(r.seconds for r in runs),
-        p50_ms=statistics.median(r.p50_ms for r in runs),
-        p99_ms=statistics.median(r.p99_ms for r in runs),
-        cpu_s=statistics.median(r.cpu_s for r in runs),
-    ) if runs else Load(0, 1, 0, 0, 0)
-
-
 @dataclass(frozen=True)
 class Row:
     """Medians over the rounds of one case: req/s, latency and CPU per request."""

@@ -74,7 +74,7 @@ class MockRequest:
     def json(self) -> tuple[bool, Any]:
         """(ok, value); parsed once, whoever asks first."""
         if self._parsed is None:
-            self._parsed = (False, None) if self.body_too_large else parse_json(self.body)
+            self._parsed = (False, None) if self.body_too_large or not self.body else parse_json(self.body)
         return self._parsed
 
 
