@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import json
 from typing import Any, Callable, Collection
 
 from aiohttp import web
@@ -238,14 +239,15 @@ async def put_scenario(request: web.Request) -> web.Response:
 
 @_reads_body
 async def emit_event(request: web.Request) -> web.Response:
-    """``{"type": "INVOICE.CREATED", "data": {...}}``: deliver to every webhook that selects it
+    """``{"type": EVENT_TYPE, "data": {...}}``: deliver to every webhook that selects it
     (on the platform named by the tenancy header, or on every platform without one)."""
     mock = request.app[MOCK]
     payload = await _json_object(request)
+    example = json.dumps(min(mock.deliveries.catalogue, default="an event type of the contract"))
     if payload is None:
-        return failure(request, problem(400, message='Send a JSON object such as {"type": "INVOICE.CREATED"}'))
+        return failure(request, problem(400, message=f'Send a JSON object such as {{"type": {example}}}'))
     if not isinstance(payload.get("type"), str):
-        return failure(request, problem(400, field="type", message='Send a JSON object with "type", such as INVOICE.CREATED'))
+        return failure(request, problem(400, field="type", message=f'Send a JSON object with "type", such as {example}'))
     header = mock.engine.contract.tenancy_header
     platform = request.headers.get(header) if header else None
     try:
