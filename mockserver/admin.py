@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
-from typing import Any, Callable, Collection
+from typing import Any, Callable, Collection, Iterable
 
 from aiohttp import web
 
@@ -36,12 +36,6 @@ _TAKES_YAML = frozenset({("PUT", "/scenarios/{name}")})
 
 def register(app: web.Application, admin_token: str | None = None) -> None:
     """Add every admin route; with ``admin_token`` all but health require it."""
-    guard = guard_with(admin_token)
-
-    def wrap(handler: Handler, guarded: bool, also: Collection[str]) -> Handler:
-        handler = json_writes(handler, also)
-        return guard(handler) if guarded else handler
-
     routes: list[tuple[str, str, Handler, bool]] = [
         ("GET", "/health", health, False),
         ("GET", "/openapi.json", openapi_document, True),
@@ -58,10 +52,19 @@ def register(app: web.Application, admin_token: str | None = None) -> None:
         ("GET", "/deliveries", list_deliveries, True),
         ("GET", "/violations", list_violations, True),
     ]
+    add_routes(app, routes, admin_token)
+
+
+def add_routes(app: web.Application, routes: Iterable[tuple[str, str, Handler, bool]],
+               admin_token: str | None) -> None:
+    """Routes under ``/__mock`` as (method, path, handler, guarded): writes must say they send
+    JSON (YAML too where a route takes it), a guarded route needs ``admin_token``, and a
+    method a path does not list is a 405 naming the ones it does."""
+    guard = guard_with(admin_token)
     allowed: dict[str, list[str]] = {}
     for method, path, handler, guarded in routes:
-        also = YAML_TYPES if (method, path) in _TAKES_YAML else ()
-        app.router.add_route(method, PREFIX + path, wrap(handler, guarded, also))
+        handler = json_writes(handler, YAML_TYPES if (method, path) in _TAKES_YAML else ())
+        app.router.add_route(method, PREFIX + path, guard(handler) if guarded else handler)
         allowed.setdefault(PREFIX + path, []).append(method)
     for path, methods in allowed.items():
         app.router.add_route("*", path, not_allowed(methods))
@@ -243,10 +246,10 @@ async def emit_event(request: web.Request) -> web.Response:
     (on the platform named by the tenancy header, or on every platform without one)."""
     mock = request.app[MOCK]
     payload = await _json_object(request)
-    example = json.dumps(min(mock.deliveries.catalogue, default="an event type of the contract"))
-    if payload is None:
-        return failure(request, problem(400, message=f'Send a JSON object such as {{"type": {example}}}'))
-    if not isinstance(payload.get("type"), str):
+    if payload is None or not isinstance(payload.get("type"), str):
+        example = json.dumps(min(mock.deliveries.catalogue, default="an event type of the contract"))
+        if payload is None:
+            return failure(request, problem(400, message=f'Send a JSON object such as {{"type": {example}}}'))
         return failure(request, problem(400, field="type", message=f'Send a JSON object with "type", such as {example}'))
     header = mock.engine.contract.tenancy_header
     platform = request.headers.get(header) if header else None

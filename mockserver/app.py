@@ -19,9 +19,8 @@ from aiohttp import web
 
 from . import admin, dashboard
 from .answers import MockResponse
-from .engine import MockRequest
 from .errors import problem
-from .http import MOCK, ClientGone, guards, query_values, read_body, to_http
+from .http import MOCK, guards, incoming, to_http
 from .logs import ACCESS
 from .mock import Mock, build_mock
 from .settings import Settings
@@ -78,36 +77,19 @@ async def _close(app: web.Application) -> None:
 async def handle(request: web.Request) -> web.StreamResponse:
     """Every contract request goes through here."""
     mock = request.app[MOCK]
-    options = mock.engine.options
     header = mock.contract.request_id.header
     generation = mock.epoch.value
     started = time.perf_counter()
     received_at = time.time()
-    try:
-        body, too_large = await read_body(request, options.max_body_bytes, options.read_timeout_s)
-    except TimeoutError:
-        resp = mock.engine.error_response(problem(
-            400, message=f"The request body did not arrive within {options.read_timeout_s:g} s"))
-        resp.close = True
-        return to_http(resp, header)
-    except ClientGone:
-        log.debug("client disconnected before sending its whole request; nothing recorded")
-        return web.Response(status=400)
-    req = MockRequest(
-        method=request.method,
-        path=request.rel_url.raw_path,  # still percent-encoded: routing, logs and journal see what was sent
-        query=query_values(request.query),
-        headers={k.lower(): v for k, v in request.headers.items()},
-        body=body,
-        body_too_large=too_large,
-        generation=generation,
-    )
+    req = await incoming(request, mock, generation)
+    if isinstance(req, web.Response):
+        return req
     try:
         resp = await mock.engine.handle(req)
     except Exception:  # a bug of ours must not take the server down or show a traceback
         log.exception("internal error while answering %s %s", req.method, req.path)
         resp = mock.engine.error_response(problem(500))
-    if too_large:  # the rest of the body is still on the wire: do not reuse the connection
+    if req.body_too_large:  # the rest of the body is still on the wire: do not reuse the connection
         resp.close = True
     if resp.delay_ms:
         await asyncio.sleep(resp.delay_ms / 1000)

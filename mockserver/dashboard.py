@@ -23,7 +23,7 @@ from typing import Any
 from aiohttp import web
 
 from . import jsoncodec
-from .admin import PREFIX, guard_with, json_writes, not_allowed, answer, failure
+from .admin import PREFIX, add_routes, answer, failure
 from .answers import MockResponse
 from .errors import ErrorShape, problem
 from .http import MOCK, Handler
@@ -50,7 +50,6 @@ _PAGE_HEADERS = {
 
 def register(app: web.Application, admin_token: str | None = None) -> None:
     """Add the page, its files, the stream and the dashboard's routes (call before the catch-all)."""
-    guard = guard_with(admin_token)
     page = _read("index.html").replace(_TOKEN_MARK, "required" if admin_token else "none").encode()
     files = {name: (_read(name).encode(), media) for name, media in _ASSETS.items()}
 
@@ -77,13 +76,7 @@ def register(app: web.Application, admin_token: str | None = None) -> None:
         ("GET", "/scenarios/uses", uses, True),
         ("POST", "/deliveries/{webhook_id}/release", release, True),
     ]
-    allowed: dict[str, list[str]] = {}
-    for method, path, handler, guarded in routes:
-        handler = json_writes(handler)
-        app.router.add_route(method, PREFIX + path, guard(handler) if guarded else handler)
-        allowed.setdefault(PREFIX + path, []).append(method)
-    for path, methods in allowed.items():
-        app.router.add_route("*", path, not_allowed(methods))
+    add_routes(app, routes, admin_token)
     app.on_shutdown.append(_close_streams)
 
 

@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
 import socket
 from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 
 from .answers import MockResponse
+from .engine import MockRequest
 from .errors import problem
 from .mock import Mock
+
+log = logging.getLogger("mockserver")
 
 MOCK = web.AppKey("mockserver", Mock)
 JSON = "application/json"
@@ -57,7 +61,7 @@ async def read_body(request: web.Request, limit: int, timeout_s: float | None = 
             body = content.read_nowait(-1)
             return (b"", True) if len(body) > limit else (body, False)
         async with asyncio.timeout(timeout_s):
-            body = await _read_up_to(content, limit)
+            body = await read_up_to(content, limit)
             return (b"", True) if body is None else (body, False)
     except web.HTTPRequestEntityTooLarge:  # aiohttp stops reading at client_max_size
         return b"", True
@@ -70,7 +74,7 @@ async def read_body(request: web.Request, limit: int, timeout_s: float | None = 
         raise
 
 
-async def _read_up_to(content: Any, limit: int) -> bytes | None:
+async def read_up_to(content: Any, limit: int) -> bytes | None:
     """The whole stream, or None once it is longer than ``limit``."""
     chunks: list[bytes] = []
     size = 0
@@ -192,3 +196,29 @@ def query_values(pairs: Any) -> dict[str, str]:
     for name, value in pairs.items():
         out[name] = f"{out[name]},{value}" if name in out else value
     return out
+
+
+async def incoming(request: web.Request, mock: Mock, generation: int) -> MockRequest | web.Response:
+    """The request as plain data with its body read (bounded), or the answer when the body
+    never arrives whole: a 400 in the contract's shape for a body that stalls, a bare 400
+    for a client that went away."""
+    options = mock.engine.options
+    try:
+        body, too_large = await read_body(request, options.max_body_bytes, options.read_timeout_s)
+    except TimeoutError:
+        resp = mock.engine.error_response(problem(
+            400, message=f"The request body did not arrive within {options.read_timeout_s:g} s"))
+        resp.close = True
+        return to_http(resp, mock.contract.request_id.header)
+    except ClientGone:
+        log.debug("client disconnected before sending its whole request; nothing recorded")
+        return web.Response(status=400)
+    return MockRequest(
+        method=request.method,
+        path=request.rel_url.raw_path,  # still percent-encoded: routing, logs and journal see what was sent
+        query=query_values(request.query),
+        headers={k.lower(): v for k, v in request.headers.items()},
+        body=body,
+        body_too_large=too_large,
+        generation=generation,
+    )

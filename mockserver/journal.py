@@ -173,16 +173,14 @@ class Journal:
     def snapshot(self, path: str | None = None, method: str | None = None,
                  status: int | None = None) -> list[dict[str, Any]]:
         """Entries as JSON-ready dicts, oldest first, optionally filtered."""
-        out = []
-        for rec in list(self.entries):
-            if path is not None and rec[1] != path:
-                continue
-            if method is not None and rec[0] != method.upper():
-                continue
-            if status is not None and rec[5] != status:
-                continue
-            out.append(self.entry(rec))
-        return out
+        return [self.entry(rec) for rec in self._matching(path, method, status)]
+
+    def _matching(self, path: str | None, method: str | None, status: int | None) -> list[_Record]:
+        """The records of requests with that path, method and status (None: any), oldest first."""
+        wanted = method.upper() if method is not None else None
+        return [rec for rec in list(self.entries)
+                if (path is None or rec[1] == path) and (wanted is None or rec[0] == wanted)
+                and (status is None or rec[5] == status)]
 
     def entry(self, rec: _Record) -> dict[str, Any]:
         (method, path, query, headers, body, status, operation, scenario, rule, fault, request_id,
@@ -221,15 +219,9 @@ class Journal:
         """Every violation recorded with an entry (proxy mode), oldest first, optionally filtered,
         each with the request id, method, path and status of its exchange."""
         out = []
-        for rec in list(self.entries):
+        for rec in self._matching(path, method, status):
             found = rec[13]
             if not found:
-                continue
-            if path is not None and rec[1] != path:
-                continue
-            if method is not None and rec[0] != method.upper():
-                continue
-            if status is not None and rec[5] != status:
                 continue
             shown_path = self.secrets.scrub(rec[1]) if self.secrets else rec[1]
             for violation in found:

@@ -43,9 +43,10 @@ from yarl import URL
 from . import admin
 from .answers import MockResponse
 from .contract import Operation, Validator, compile_validator
+from .contract.model import opened
 from .engine import Engine, MockRequest
 from .errors import UNABLE_TO_PROCESS, UNAUTHORISED, UNSUPPORTED_MEDIA_TYPE, ApiProblem, Violation, problem
-from .http import MOCK, ClientGone, guards, query_values, read_body, to_http
+from .http import MOCK, guards, incoming, read_up_to, to_http
 from .logs import ACCESS
 from .mock import Mock, build_mock
 from .record import Recorder
@@ -78,7 +79,6 @@ _NOT_FORWARDED = _HOP_BY_HOP | {"host", "content-length", "expect"}
 _NOT_RETURNED = _HOP_BY_HOP | {"content-length"}
 # Headers aiohttp would add of its own accord: the upstream sees only what the client sent.
 _SKIP_AUTO = ("Accept", "Accept-Encoding", "User-Agent", "Content-Type")
-_DATA_KEYWORDS = frozenset({"const", "enum", "default", "examples", "example", "x-faker"})
 
 
 # ---------------------------------------------------------------- the checks, on plain values
@@ -113,16 +113,16 @@ class ContractCheck:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         contract = engine.contract
-        opened: dict[int, Validator] = {}
+        lenient: dict[int, Validator] = {}
 
         def answer_validator(schema: Mapping[str, Any], declared: Validator | None) -> Validator:
             # A property the contract does not name is not a violation: answers are checked
             # against the schema with every closed object opened (built once per schema).
-            known = opened.get(id(schema))
+            known = lenient.get(id(schema))
             if known is None:
-                open_schema, changed = _opened(schema)
+                open_schema, changed = opened(schema)
                 known = compile_validator(open_schema, fast=True) if changed or declared is None else declared
-                opened[id(schema)] = known
+                lenient[id(schema)] = known
             return known
 
         self.validators = {(op.operation_id, status): answer_validator(resp.schema, resp.validator)
@@ -261,33 +261,6 @@ def _unique(found: Iterable[Finding]) -> list[Finding]:
     return list(dict.fromkeys(found))
 
 
-def _opened(schema: Any) -> tuple[Any, bool]:
-    """A copy of a resolved schema in which no object is closed to properties it does not name;
-    and whether anything was closed. Shared and cyclic parts are copied once."""
-    memo: dict[int, Any] = {}
-    changed = False
-
-    def walk(node: Any) -> Any:
-        nonlocal changed
-        if isinstance(node, list):
-            return [walk(v) for v in node]
-        if not isinstance(node, dict):
-            return node
-        done = memo.get(id(node))
-        if done is not None:
-            return done
-        out: dict[str, Any] = {}
-        memo[id(node)] = out
-        for key, value in node.items():
-            if key in ("additionalProperties", "unevaluatedProperties") and value is False:
-                changed = True
-                continue
-            out[key] = value if key in _DATA_KEYWORDS else walk(value)
-        return out
-
-    return walk(schema), changed
-
-
 def violations_header(found: Sequence[Finding], limit: int = VIOLATIONS_HEADER_LIMIT) -> str:
     """Compact ASCII JSON of the findings, at most ``limit`` bytes; when they do not all fit, as
     many as fit and a last item saying how many were left out."""
@@ -405,19 +378,6 @@ def forwarded(headers: Iterable[tuple[str, str]], connection: Sequence[str], dro
     return out
 
 
-async def _read_limited(content: aiohttp.StreamReader, limit: int) -> bytes | None:
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        chunk = await content.readany()
-        if not chunk:
-            return b"".join(chunks)
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-
-
 class Proxy:
     """The upstream, its client session, the checks and the recorder of one proxy app."""
 
@@ -452,7 +412,7 @@ class Proxy:
         try:
             async with self.session.request(method, url, headers=headers, data=body or None,
                                             allow_redirects=False, skip_auto_headers=_SKIP_AUTO) as resp:
-                raw = await _read_limited(resp.content, UPSTREAM_BODY_LIMIT)
+                raw = await read_up_to(resp.content, UPSTREAM_BODY_LIMIT)
                 if raw is None:
                     raise UpstreamFailure(f"The upstream {name} answered more than {UPSTREAM_BODY_LIMIT} bytes, "
                                           f"more than the proxy passes on")
@@ -545,25 +505,10 @@ async def handle(request: web.Request) -> web.StreamResponse:
     generation = mock.epoch.value
     started = time.perf_counter()
     received_at = time.time()
-    try:
-        body, too_large = await read_body(request, options.max_body_bytes, options.read_timeout_s)
-    except TimeoutError:
-        resp = mock.engine.error_response(problem(
-            400, message=f"The request body did not arrive within {options.read_timeout_s:g} s"))
-        resp.close = True
-        return to_http(resp, header)
-    except ClientGone:
-        log.debug("client disconnected before sending its whole request; nothing forwarded")
-        return web.Response(status=400)
-    req = MockRequest(
-        method=request.method,
-        path=request.rel_url.raw_path,
-        query=query_values(request.query),
-        headers={k.lower(): v for k, v in request.headers.items()},
-        body=body,
-        body_too_large=too_large,
-        generation=generation,
-    )
+    req = await incoming(request, mock, generation)
+    if isinstance(req, web.Response):
+        return req
+    too_large = req.body_too_large
     routed = mock.engine.route(req.method, req.path)
     operation = None if isinstance(routed, ApiProblem) else routed[0].operation_id
     url = proxy.upstream.target(request.rel_url.raw_path, request.rel_url.raw_query_string)
@@ -577,7 +522,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
         try:
             answer = await proxy.forward(req.method, url, forwarded(request.headers.items(),
                                                                      request.headers.getall("Connection", []),
-                                                                     _NOT_FORWARDED), body)
+                                                                     _NOT_FORWARDED), req.body)
         except UpstreamFailure as exc:
             log.warning("%s %s: %s", req.method, req.path, exc)
             failed = problem(502, message=str(exc))

@@ -32,6 +32,7 @@ from jsonschema.exceptions import ValidationError, best_match
 
 from .app import create_app
 from .contract import Contract, Operation, Parameter, Validator, compile_validator
+from .contract.model import opened
 from .errors import LoadError, LoadErrors
 from .generation import GenerationError, Generator, compile_maker
 from .mock import build_mock, contract_for
@@ -55,7 +56,6 @@ _COMPARED_PLACEHOLDERS = ("$type", "$code", "$field")
 _WRONG_VALUES: tuple[Any, ...] = (12345, "?", True, {"?": 1}, [])
 _WRONG_QUERY_VALUES = ("?", "-1", "0")
 _MAX_ANSWER_BYTES = 1024 * 1024
-_DATA_KEYWORDS = frozenset({"const", "enum", "default", "examples", "example", "x-faker"})
 _JSON_TYPES = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", int: "an integer",
                float: "a number", type(None): "null"}
 
@@ -812,7 +812,7 @@ class _Checker:
         key = (op.operation_id, status)
         found = self.validators.get(key)
         if found is None:
-            found = self.validators[key] = compile_validator(_opened(op.responses[status].schema))
+            found = self.validators[key] = compile_validator(opened(op.responses[status].schema, one_of_as_any=True)[0])
         return found
 
 
@@ -823,26 +823,6 @@ def _member(body: Any, name: str) -> str:
         return "(missing)"
     value = body[name]
     return "null" if value is None else str(value)
-
-
-def _opened(schema: Any, memo: dict[int, Any] | None = None) -> Any:
-    """A copy of a resolved schema that accepts properties it does not declare. ``oneOf`` becomes
-    ``anyOf``: branches that only closed objects told apart may both accept a body now."""
-    memo = {} if memo is None else memo
-    if isinstance(schema, list):
-        return [_opened(item, memo) for item in schema]
-    if not isinstance(schema, dict):
-        return schema
-    known = memo.get(id(schema))
-    if known is not None:
-        return known
-    out: dict[str, Any] = {}
-    memo[id(schema)] = out
-    for key, value in schema.items():
-        if key in ("additionalProperties", "unevaluatedProperties") and value is False:
-            continue
-        out["anyOf" if key == "oneOf" else key] = value if key in _DATA_KEYWORDS else _opened(value, memo)
-    return out
 
 
 def _explain(error: ValidationError) -> tuple[str, str]:

@@ -444,6 +444,36 @@ def flagged_properties(schema: Any, flag: str, memo: dict[int, frozenset[str]] |
     return walk(schema)
 
 
+def opened(schema: Any, one_of_as_any: bool = False) -> tuple[Any, bool]:
+    """A copy of a resolved schema in which no object is closed to properties it does not name
+    (an answer may carry more than the contract lists), and whether anything was closed. With
+    ``one_of_as_any``, ``oneOf`` becomes ``anyOf``: branches that only closed objects told apart
+    may both accept a body now. Shared and cyclic parts are copied once."""
+    memo: dict[int, Any] = {}
+    changed = False
+
+    def walk(node: Any) -> Any:
+        nonlocal changed
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        if not isinstance(node, dict):
+            return node
+        done = memo.get(id(node))
+        if done is not None:
+            return done
+        out: dict[str, Any] = {}
+        memo[id(node)] = out
+        for key, value in node.items():
+            if key in ("additionalProperties", "unevaluatedProperties") and value is False:
+                changed = True
+                continue
+            name = "anyOf" if one_of_as_any and key == "oneOf" else key
+            out[name] = value if key in _DATA_KEYWORDS else walk(value)
+        return out
+
+    return walk(schema), changed
+
+
 def _closed(schema: Any) -> Any:
     """A copy where every object with declared properties rejects undeclared ones (strict mode)."""
     if isinstance(schema, list):
