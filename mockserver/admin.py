@@ -179,9 +179,9 @@ async def list_requests(request: web.Request) -> web.Response:
     status = request.query.get("status")
     if status is not None and not (status.isascii() and status.isdigit() and len(status) == 3):
         return failure(request, problem(400, field="status", message="status must be a three-digit HTTP status"))
-    entries = journal.snapshot(path=request.query.get("path"), method=request.query.get("method"),
-                               status=int(status) if status else None)
-    return answer(request, 200, {"requests": entries, "dropped": journal.dropped})
+    entries, dropped = await journal.read(path=request.query.get("path"), method=request.query.get("method"),
+                                          status=int(status) if status else None)
+    return answer(request, 200, {"requests": entries, "dropped": dropped})
 
 
 async def list_violations(request: web.Request) -> web.Response:
@@ -195,20 +195,18 @@ async def list_violations(request: web.Request) -> web.Response:
     location = request.query.get("location")
     if location is not None and location not in _LOCATIONS:
         return failure(request, problem(400, field="location", message="location must be request or response"))
-    found = request.app[MOCK].journal.violations(path=request.query.get("path"), method=request.query.get("method"),
+    found = await request.app[MOCK].journal.violations(path=request.query.get("path"), method=request.query.get("method"),
                                                  status=int(status) if status else None, location=location)
     return answer(request, 200, {"violations": found, "total": len(found)})
 
 
 async def clear_requests(request: web.Request) -> web.Response:
-    journal = request.app[MOCK].journal
-    cleared = len(journal)
-    journal.clear()
+    cleared = await request.app[MOCK].journal.clear()
     return answer(request, 200, {"cleared": cleared})
 
 
 async def get_scenario(request: web.Request) -> web.Response:
-    return answer(request, 200, request.app[MOCK].book.state())
+    return answer(request, 200, await request.app[MOCK].book.state())
 
 
 @_reads_body
@@ -233,11 +231,11 @@ async def put_scenario(request: web.Request) -> web.Response:
     if "api_key" in payload and "token" in payload:
         return failure(request, problem(400, message="Bind to api_key or token, not both"))
     try:
-        book.select(name, kind, credential)
+        await book.select(name, kind, credential)
     except UnknownScenario:
         known = ", ".join(sorted(book.scenarios)) or "none loaded"
         return failure(request, problem(400, field="name", message=f"Unknown scenario {name!r}; known: {known}"))
-    return answer(request, 200, book.state())
+    return answer(request, 200, await book.state())
 
 
 @_reads_body
@@ -272,7 +270,7 @@ async def list_deliveries(request: web.Request) -> web.Response:
 
 async def list_scenarios(request: web.Request) -> web.Response:
     """Every scenario; ``origin`` says whether it came from a file or was put at run time."""
-    return answer(request, 200, {"scenarios": request.app[MOCK].book.listing()})
+    return answer(request, 200, {"scenarios": await request.app[MOCK].book.listing()})
 
 
 def _unknown(request: web.Request, name: str) -> web.Response:
@@ -289,7 +287,7 @@ async def get_named_scenario(request: web.Request) -> web.Response:
     """One scenario with its rules as written and how often each answered since the last reset."""
     name = request.match_info["name"]
     try:
-        return answer(request, 200, request.app[MOCK].book.view(name))
+        return answer(request, 200, await request.app[MOCK].book.view(name))
     except UnknownScenario:
         return _unknown(request, name)
 
@@ -325,25 +323,25 @@ async def put_named_scenario(request: web.Request) -> web.Response:
     except LoadError as exc:
         return failure(request, problem(400, message=str(exc)))
     try:
-        replaced = book.put(scenario)
+        replaced = await book.put(scenario)
     except NameTaken as exc:  # a file took the name while the body was being checked
         return _from_file(request, name, str(exc), "pick another name: a PUT replaces")
-    return answer(request, 200 if replaced else 201, book.view(name))
+    return answer(request, 200 if replaced else 201, await book.view(name))
 
 
 async def delete_named_scenario(request: web.Request) -> web.Response:
     """Remove a run-time scenario, and the selection or bindings that chose it."""
     name = request.match_info["name"]
     try:
-        request.app[MOCK].book.remove(name)
+        await request.app[MOCK].book.remove(name)
     except UnknownScenario:
         return _unknown(request, name)
     except NameTaken as exc:
         return _from_file(request, name, str(exc), "delete or edit the file: a DELETE removes")
-    return answer(request, 200, {"deleted": name, "scenario": request.app[MOCK].book.state()})
+    return answer(request, 200, {"deleted": name, "scenario": await request.app[MOCK].book.state()})
 
 
 async def reset(request: web.Request) -> web.Response:
     mock = request.app[MOCK]
     await mock.reset()
-    return answer(request, 200, {"status": "reset", "scenario": mock.book.state()})
+    return answer(request, 200, {"status": "reset", "scenario": await mock.book.state()})

@@ -97,9 +97,9 @@ async def handle(request: web.Request) -> web.StreamResponse:
     if mock.epoch.current(generation):  # a reset in between: this request belongs to no one now
         # A dropped connection has no status: the journal names the fault instead.
         recorded = dataclasses.replace(resp, status=None) if resp.fault == "reset" else resp
-        mock.journal.record(req, recorded, received_at, duration_ms)
+        rec = await mock.journal.record(req, recorded, received_at, duration_ms)
         if mock.bus.listening:  # a dashboard is open: only then is the event worth building
-            _announce(mock, recorded)
+            _announce(mock, rec, recorded)
     if ACCESS.enabled():
         shown = "-" if resp.fault == "reset" else resp.status
         ACCESS.line(f"{req.method} {req.path} {shown} {duration_ms:.1f}ms {resp.request_id}{_what_answered(resp)}")
@@ -108,9 +108,9 @@ async def handle(request: web.Request) -> web.StreamResponse:
     return to_http(resp, header)
 
 
-def _announce(mock: Mock, resp: MockResponse) -> None:
+def _announce(mock: Mock, rec: Any, resp: MockResponse) -> None:
     try:
-        mock.bus.publish("request", dashboard.request_event(mock, resp))
+        mock.bus.publish("request", dashboard.request_event(mock, rec, resp))
     except Exception:  # the dashboard must never cost a request its answer
         log.exception("could not publish the request event")
 

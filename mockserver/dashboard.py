@@ -132,10 +132,9 @@ async def stream(request: web.Request) -> web.StreamResponse:
 # ---------------------------------------------------------------- the request event
 
 
-def request_event(mock: Mock, resp: MockResponse) -> dict[str, Any]:
+def request_event(mock: Mock, rec: Any, resp: MockResponse) -> dict[str, Any]:
     """The journal entry just recorded (already scrubbed) and what was answered, scrubbed the same way."""
-    journal = mock.journal
-    entry = journal.entry(journal.entries[-1])  # built as GET /__mock/requests builds it
+    entry = mock.journal.entry(rec)  # built as GET /__mock/requests builds it
     entry["answer"] = _answer(mock, resp)
     return entry
 
@@ -246,7 +245,7 @@ async def uses(request: web.Request) -> web.Response:
     """How often each rule answered, per scenario and client binding (``times`` counters)."""
     book = request.app[MOCK].book
     out = []
-    for (name, client), counts in sorted(book.counters.items(), key=lambda kv: (kv[0][0], kv[0][1] or "")):
+    for (name, client), counts in sorted((await book.counters()).items(), key=lambda kv: (kv[0][0], kv[0][1] or "")):
         scenario = book.scenarios.get(name)
         if scenario is None:
             continue

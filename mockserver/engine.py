@@ -167,7 +167,7 @@ class Engine:
         op, params = routed
         op_id = op.operation_id
         try:
-            choice = self._choose(req) if current else None
+            choice = await self._choose(req) if current else None
         except UnknownScenario as exc:
             return self._error_answer(problem(400, message=f"Unknown scenario {exc.args[0]!r} in X-Mock-Scenario; "
                                                      f"loaded: {', '.join(sorted(self.book.scenarios)) or 'none'}"),
@@ -177,7 +177,7 @@ class Engine:
         # looks at the request), a scripted success needs a valid request, and Prefer (the
         # client's own wish) is granted only to a client whose credentials pass.
         failure = self.check(op, params, req)
-        rule, scenario_name = self._scripted(op, req, params, choice, failure is None)
+        rule, scenario_name = await self._scripted(op, req, params, choice, failure is None)
         if isinstance(rule, ApiProblem):
             return self._error_answer(rule, rid, op_id)
         if scenario_name == "Prefer" and failure is not None and failure.kind == UNAUTHORISED:
@@ -208,7 +208,7 @@ class Engine:
         done = await self.perform(op, params, req, body if ok else None, status, override, generator, static)
         if isinstance(done, ApiProblem):
             if rule is not None and choice is not None and scenario_name != "Prefer":
-                self.book.refund(choice, rule)  # the scripted success did not answer
+                await self.book.refund(choice, rule)  # the scripted success did not answer
             return self._error_answer(done, rid, op_id)
         status, out = done
         if rule is not None and rule.respond.body and 200 <= status < 300 and isinstance(out, dict):
@@ -401,8 +401,8 @@ class Engine:
 
     # ------------------------------------------------------------ scenarios
 
-    def _choose(self, req: MockRequest) -> Choice | None:
-        return self.book.choose(req.headers.get(SCENARIO_HEADER), self._credentials_of(req))
+    async def _choose(self, req: MockRequest) -> Choice | None:
+        return await self.book.choose(req.headers.get(SCENARIO_HEADER), self._credentials_of(req))
 
     def _credentials_of(self, req: MockRequest) -> list[tuple[str, str]]:
         """The request's credentials, read from its headers once however often they are asked for."""
@@ -422,7 +422,7 @@ class Engine:
             found.append(("token", token))
         return found
 
-    def _scripted(self, op: Operation, req: MockRequest, params: Mapping[str, str],
+    async def _scripted(self, op: Operation, req: MockRequest, params: Mapping[str, str],
                   choice: Choice | None, valid: bool) -> tuple[Rule | ApiProblem | None, str | None]:
         """The rule that answers, if any: Prefer: code=NNN first, then the chosen scenario.
 
@@ -444,7 +444,7 @@ class Engine:
             return None, None
         # Only a rule whose status this operation can answer applies; only a rule that applies is counted.
         statuses = self.statuses[op.operation_id] if valid else self.error_statuses[op.operation_id]
-        rule = self.book.answer(choice, Subject(req.method, req.path, params, req.headers, req.query, req.json),
+        rule = await self.book.answer(choice, Subject(req.method, req.path, params, req.headers, req.query, req.json),
                                 statuses)
         return rule, (choice.scenario.name if rule is not None else None)
 

@@ -48,7 +48,7 @@ import re
 import threading
 from collections import deque
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Optional, Union
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Optional, Protocol, Union
 from urllib.parse import quote
 
 import re2
@@ -91,16 +91,35 @@ _Record = tuple[str, str, tuple[str, ...], tuple[str, ...], _Body,
                 Optional[tuple[ViolationRecord, ...]]]
 
 
+class SharedEntries(Protocol):
+    """Journal entries on a store several replicas share (``state.redis.RedisJournal``)."""
+
+    async def append(self, entry: dict[str, Any]) -> None: ...
+
+    async def read(self) -> tuple[list[dict[str, Any]], int]: ...
+
+    async def length(self) -> int: ...
+
+    async def clear(self) -> None: ...
+
+
 class Journal:
     """Bounded, oldest-first record of requests; ``dropped`` counts what fell off the front.
 
     ``secrets`` is the set of secret values learnt from the requests recorded; pass one in
     to share it, or hand this one to ``logs.scrub_with``.
+
+    In memory, a request is kept as it arrived and shown (redacted, scrubbed) when read. With
+    ``shared`` (the same entries on a store every replica appends to, such as
+    ``state.redis.RedisJournal``) each entry is redacted and scrubbed before it leaves the
+    process, and read back as written: no secret is ever stored there.
     """
 
     def __init__(self, limit: int = DEFAULT_LIMIT, secret_fields: Iterable[str] = (),
-                 secret_headers: Iterable[str] = (), secrets: SecretSet | None = None) -> None:
+                 secret_headers: Iterable[str] = (), secrets: SecretSet | None = None,
+                 shared: SharedEntries | None = None) -> None:
         self.limit = max(1, limit)
+        self.shared = shared
         self.entries: deque[_Record] = deque(maxlen=self.limit)
         self.dropped = 0
         self.redactor = Redactor(secret_fields, secret_headers)
@@ -111,22 +130,27 @@ class Journal:
         if self._field_marks:
             self._field_marks += (b"\\",)
 
-    def record(self, req: MockRequest, resp: MockResponse, received_at: float, duration_ms: float,
-               violations: Iterable[ViolationRecord] | None = None) -> None:
+    async def record(self, req: MockRequest, resp: MockResponse, received_at: float, duration_ms: float,
+                     violations: Iterable[ViolationRecord] | None = None) -> _Record:
         """Keep one answered request; ``violations`` (proxy mode) are the ways the exchange broke
-        the contract, as (location, field, message)."""
-        if len(self.entries) == self.limit:
-            self.dropped += 1
+        the contract, as (location, field, message). Returns the record, for :meth:`entry`."""
         headers = req.headers
         for name in self._credential_headers:
             value = headers.get(name)
             if value:
                 self._learn_credential(value)
-        self.entries.append((
+        rec = (
             req.method, req.path, _flat(req.query), _flat(headers), self._keep(req),
             resp.status, resp.operation, resp.scenario, resp.rule, resp.fault, resp.request_id,
             received_at, duration_ms, None if violations is None else tuple(violations),
-        ))
+        )
+        if self.shared is not None:
+            await self.shared.append(self.entry(rec))
+        else:
+            if len(self.entries) == self.limit:
+                self.dropped += 1
+            self.entries.append(rec)
+        return rec
 
     def _keep(self, req: MockRequest) -> _Body:
         """The part of the body worth keeping; learns the secrets in it on the way."""
@@ -162,18 +186,34 @@ class Journal:
             add(quote(value, safe=""))
             add(quote(value, safe=_SEGMENT_SAFE))
 
-    def clear(self) -> None:
-        """Forget the entries; the known secrets stay, or a value learnt before could show after."""
+    async def clear(self) -> int:
+        """Forget the entries (returns how many there were); the known secrets stay, or a value
+        learnt before could show after."""
+        if self.shared is not None:
+            cleared = await self.shared.length()
+            await self.shared.clear()
+            return cleared
+        cleared = len(self.entries)
         self.entries.clear()
         self.dropped = 0
+        return cleared
 
-    def __len__(self) -> int:
-        return len(self.entries)
+    async def read(self, path: str | None = None, method: str | None = None,
+                   status: int | None = None) -> tuple[list[dict[str, Any]], int]:
+        """Entries as JSON-ready dicts, oldest first, optionally filtered, and how many fell off
+        the front."""
+        if self.shared is not None:
+            entries, dropped = await self.shared.read()
+            wanted = method.upper() if method is not None else None
+            return [e for e in entries if (path is None or e["path"] == path)
+                    and (wanted is None or e["method"] == wanted)
+                    and (status is None or e["status"] == status)], dropped
+        return [self.entry(rec) for rec in self._matching(path, method, status)], self.dropped
 
-    def snapshot(self, path: str | None = None, method: str | None = None,
-                 status: int | None = None) -> list[dict[str, Any]]:
+    async def snapshot(self, path: str | None = None, method: str | None = None,
+                       status: int | None = None) -> list[dict[str, Any]]:
         """Entries as JSON-ready dicts, oldest first, optionally filtered."""
-        return [self.entry(rec) for rec in self._matching(path, method, status)]
+        return (await self.read(path, method, status))[0]
 
     def _matching(self, path: str | None, method: str | None, status: int | None) -> list[_Record]:
         """The records of requests with that path, method and status (None: any), oldest first."""
@@ -214,11 +254,18 @@ class Journal:
             entry["violations"] = [self._violation(v) for v in violations]
         return entry
 
-    def violations(self, path: str | None = None, method: str | None = None, status: int | None = None,
-                   location: str | None = None) -> list[dict[str, Any]]:
+    async def violations(self, path: str | None = None, method: str | None = None, status: int | None = None,
+                         location: str | None = None) -> list[dict[str, Any]]:
         """Every violation recorded with an entry (proxy mode), oldest first, optionally filtered,
         each with the request id, method, path and status of its exchange."""
         out = []
+        if self.shared is not None:
+            for e in (await self.read(path, method, status))[0]:
+                for violation in e.get("violations") or ():
+                    if location is None or violation["location"] == location:
+                        out.append({"request_id": e["request_id"], "method": e["method"], "path": e["path"],
+                                    "status": e["status"], **violation})
+            return out
         for rec in self._matching(path, method, status):
             found = rec[13]
             if not found:

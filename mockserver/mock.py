@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 from . import logs
 from .bus import Bus
@@ -57,11 +57,12 @@ class Mock:
         self.epoch.advance()
         self.engine.generator.reseed()
         self.deliveries.generator.reseed()
-        self.journal.clear()
-        self.book.reset()
-        await self.deliveries.reset()  # awaits nothing: every step above and here is one atomic step
+        # In memory none of these suspends: every step above and here is one atomic step.
+        await self.journal.clear()
+        await self.book.reset()
+        await self.deliveries.reset()
         await self.engine.store.clear()
-        self.bus.publish("reset", {"scenario": self.book.state()}, fresh_start=True)
+        self.bus.publish("reset", {"scenario": await self.book.state()}, fresh_start=True)
 
     async def close(self) -> None:
         """Stop deliveries and let go of what this mock lent to process-wide logging."""
@@ -93,7 +94,7 @@ def build_mock(settings: Settings | None = None, *, contract: Contract | None = 
     scenarios = load_scenarios(directories, contract)
     bus = Bus()
     book = ScenarioBook(scenarios, default=settings.scenario, directory=directories, contract=contract,
-                        on_change=lambda: bus.publish("scenario", book.state()))
+                        on_change=lambda: _tell(bus, "scenario", book.state))
     epoch = Epoch()
     options = Options(strict=settings.strict, max_body_bytes=settings.max_body_bytes,
                       read_timeout_s=settings.read_timeout_s, store_limit=settings.store_limit,
@@ -112,6 +113,22 @@ def build_mock(settings: Settings | None = None, *, contract: Contract | None = 
     install(engine, deliveries)
     deliveries.on_attempt = _announcer(deliveries, bus)
     return Mock(settings, engine, journal, deliveries, epoch, unscrub, bus)
+
+
+def _tell(bus: Bus, kind: str, read: Callable[[], Awaitable[Any]]) -> None:
+    """Publish what ``read`` gives, once it has it, to an open dashboard (none: nothing read)."""
+    if not bus.listening:
+        return
+
+    async def tell() -> None:
+        bus.publish(kind, await read())
+
+    task = asyncio.get_running_loop().create_task(tell())
+    _telling.add(task)
+    task.add_done_callback(_telling.discard)
+
+
+_telling: set[asyncio.Task[None]] = set()
 
 
 def _announcer(deliveries: Deliveries, bus: Bus) -> Callable[[Attempt], None]:

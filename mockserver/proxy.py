@@ -530,7 +530,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
         resp = mock.engine.error_response(failed)
         resp.operation = operation
         resp.close = too_large
-        _finish(mock, req, resp, received_at, started, generation, ())
+        await _finish(mock, req, resp, received_at, started, generation, ())
         return to_http(resp, header)
     try:
         checked = proxy.check.exchange(req, routed, answer.status, answer.lower_headers(), answer.decoded())
@@ -538,8 +538,8 @@ async def handle(request: web.Request) -> web.StreamResponse:
         log.exception("could not check the answer to %s %s", req.method, req.path)
         checked = Checked(None if isinstance(routed, ApiProblem) else routed[0], (), False, None)
     rid = answer.headers.get(header) or mock.engine.unseeded_request_id()
-    _finish(mock, req, MockResponse(answer.status, b"", rid, operation=operation), received_at, started,
-            generation, checked.findings)
+    await _finish(mock, req, MockResponse(answer.status, b"", rid, operation=operation), received_at, started,
+                  generation, checked.findings)
     try:
         proxy.record(req, answer.status, checked)
     except Exception:
@@ -555,13 +555,13 @@ async def handle(request: web.Request) -> web.StreamResponse:
     return out
 
 
-def _finish(mock: Mock, req: MockRequest, resp: MockResponse, received_at: float, started: float,
+async def _finish(mock: Mock, req: MockRequest, resp: MockResponse, received_at: float, started: float,
             generation: int, findings: Sequence[Finding]) -> None:
     """Journal the exchange (unless a reset came in between), then log it: the journal learns the
     request's credentials first, so the log line can never show them."""
     duration_ms = (time.perf_counter() - started) * 1000
     if mock.epoch.current(generation):
-        mock.journal.record(req, resp, received_at, duration_ms,
+        await mock.journal.record(req, resp, received_at, duration_ms,
                             violations=[(f.location, f.field, f.message) for f in findings])
     if ACCESS.enabled():
         ACCESS.line(f"{req.method} {req.path} {resp.status} {duration_ms:.1f}ms {resp.request_id} "

@@ -124,7 +124,7 @@ class MockServer:
         kind, credential = (("api_key", api_key) if api_key is not None
                             else ("token", token) if token is not None else (None, None))
         book = self._server.mock.book
-        previous = self._server.call(lambda: book.active) if kind is None else None
+        previous = self._server.call(book.active) if kind is None else None
         if kind is None and previous == WHEN_SCENARIO and name not in (None, WHEN_SCENARIO):
             raise ValueError(f"this test's when() rules are the server-wide scenario; use({name!r}) would put them "
                              f"aside: bind {name!r} to one client instead (use({name!r}, api_key=...))")
@@ -186,17 +186,18 @@ class MockServer:
         book = mock.book
         source = f"pytest {self._test}".rstrip()
 
-        def install() -> None:
+        async def install() -> None:
             # On the loop: the contract's validators and the book are only ever used there.
-            if select and book.active not in (None, name):
-                raise ValueError(f"{label}: scenario {book.active!r} is selected for every client, and when() "
-                                 f"rules need that place; bind {book.active!r} to one client instead "
-                                 f"(use({book.active!r}, api_key=...)) or leave it out of this test")
+            active = await book.active()
+            if select and active not in (None, name):
+                raise ValueError(f"{label}: scenario {active!r} is selected for every client, and when() "
+                                 f"rules need that place; bind {active!r} to one client instead "
+                                 f"(use({active!r}, api_key=...)) or leave it out of this test")
             scenario = load_scenario_text(text, label, ScriptChecker(mock.contract), name=name,
                                           origin=RUNTIME, source=source, as_json=True)
-            book.put(scenario, keep_counts=select)  # when() only appends: earlier rules keep their uses
-            if select and book.active != name:
-                book.select(name)
+            await book.put(scenario, keep_counts=select)  # when() only appends: earlier rules keep their uses
+            if select and active != name:
+                await book.select(name)
 
         try:
             self._server.call(install)
@@ -218,13 +219,13 @@ class MockServer:
         book = self._server.mock.book
         names = sorted(self._added)
 
-        def remove() -> None:
-            if book.active in names:
-                book.select(None)
+        async def remove() -> None:
+            if await book.active() in names:
+                await book.select(None)
             for name in names:
                 held = book.scenarios.get(name)
                 if held is not None and held.origin == RUNTIME:
-                    book.remove(name)
+                    await book.remove(name)
 
         self._server.call(remove)
         self._added.clear()

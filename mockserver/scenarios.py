@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import difflib
-import hashlib
 import json
 import logging
 from dataclasses import dataclass, field
@@ -37,6 +36,7 @@ from .contract import Contract, Operation, deepest_error, default_spec_dir, ship
 from .errors import PROBLEM_DETAILS, ErrorShape, LoadError, LoadErrors, format_path, forbidden_message, line_of, problem
 from .answers import PROBLEM
 from .generation import BodyPlan, Generator, response_plan, sample_generator
+from .state.book import Ledger, MemoryLedger, client_of, fingerprint
 
 log = logging.getLogger("mockserver.scenarios")
 
@@ -241,11 +241,6 @@ def subset_matches(expected: Any, actual: Any, texts: _Texts | None = None) -> b
     if isinstance(expected, bool) or isinstance(actual, bool):
         return expected is actual
     return expected == actual
-
-
-def fingerprint(secret: str) -> str:
-    """A stable, non-reversible name for a credential, for the admin API and logs."""
-    return "sha256:" + hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()[:12]
 
 
 # ---------------------------------------------------------------- loading
@@ -600,23 +595,26 @@ class NameTaken(ValueError):
 
 
 class ScenarioBook:
-    """Loaded scenarios plus run-time choices and counters. Lives on the server's event loop."""
+    """Loaded scenarios plus run-time choices and counters. Lives on the server's event loop.
+
+    The scenarios are compiled here, on each replica; the run-time state (selection, bindings,
+    ``times`` counters, answered counts) is the ledger's, in memory or shared on Redis. With a
+    shared ledger, run-time scenarios are kept there too, as documents: a replica compiles
+    them again when their version moves on, which it learns with every lookup.
+    """
 
     def __init__(self, scenarios: Mapping[str, Scenario], default: str | None = None,
                  directory: Path | str | Iterable[Path | str] | None = None, contract: Contract | None = None,
-                 on_change: Callable[[], None] | None = None) -> None:
+                 on_change: Callable[[], None] | None = None, ledger: Ledger | None = None) -> None:
         self.scenarios = dict(scenarios)
         # Told after the selection, a binding or the loaded scenarios change (not at reset()).
         self.on_change = on_change
         if default is not None and default not in self.scenarios:
             raise UnknownScenario(default)
         self.default = default
-        self.active = default
-        self.bindings: dict[tuple[str, str], str] = {}
-        self.counters: dict[tuple[str, str | None], dict[int, int]] = {}
-        # How often each rule answered since the last reset, whoever chose it. Unlike the counters
-        # (which are the `times` state, dropped when a binding changes) this only ever grows.
-        self.answers: dict[str, dict[int, int]] = {}
+        self.ledger: Ledger = ledger if ledger is not None else MemoryLedger()
+        self._shared = bool(getattr(self.ledger, "shared", False))
+        self._version = 0  # of the shared run-time scenarios compiled here
         # The directories followed (one or several), in the order they were loaded.
         self.directories = directories_of(directory)
         self.contract = contract
@@ -640,83 +638,105 @@ class ScenarioBook:
         except KeyError:
             raise UnknownScenario(name) from None
 
-    def choose(self, header_name: str | None, credentials: Iterable[tuple[str, str]]) -> Choice | None:
+    async def choose(self, header_name: str | None, credentials: Sequence[tuple[str, str]]) -> Choice | None:
         """X-Mock-Scenario beats a client binding, which beats the server-wide scenario."""
+        if header_name and not self._shared:
+            return Choice(self.get(header_name), None)
+        active, bound, version = await self.ledger.lookup(credentials, self.default)
+        if version != self._version:
+            await self._follow(version)
         if header_name:
             return Choice(self.get(header_name), None)
-        for kind, value in credentials:
-            bound = self.bindings.get((kind, value))
-            if bound is not None and bound in self.scenarios:
-                return Choice(self.scenarios[bound], f"{kind}:{fingerprint(value)}")
-        if self.active is not None and self.active in self.scenarios:
-            return Choice(self.scenarios[self.active], None)
+        for (kind, value), name in zip(credentials, bound):
+            if name is not None and name in self.scenarios:
+                return Choice(self.scenarios[name], client_of(kind, value))
+        if active is not None and active in self.scenarios:
+            return Choice(self.scenarios[active], None)
         return None
 
-    def answer(self, choice: Choice, subject: Subject, statuses: Collection[int] | None = None) -> Rule | None:
+    async def answer(self, choice: Choice, subject: Subject, statuses: Collection[int] | None = None) -> Rule | None:
         """The first rule that applies, counted as used; None when no rule does.
 
         A rule applies when it has uses left, matches, and can answer here: it resets the
         connection, or its status is one of ``statuses`` (those of the routed operation;
         None accepts any). A rule that matches but cannot answer here is neither counted
         nor in the way: a ``times: 1`` 404 waits for an operation that lists 404, and the
-        rules after it get their chance meanwhile.
+        rules after it get their chance meanwhile. The use is taken in one step with the
+        check that one is left, so however many requests (and replicas) race for the last
+        use, one gets it.
         """
-        counts = self.counters.setdefault((choice.scenario.name, choice.client), {})
+        name = choice.scenario.name
         for rule in choice.scenario.rules:
-            if rule.times is not None and counts.get(rule.index, 0) >= rule.times:
-                continue
             if statuses is not None and rule.respond.fault != "reset" and rule.respond.status not in statuses:
                 continue
-            if rule_matches(rule.match, subject):
-                counts[rule.index] = counts.get(rule.index, 0) + 1
-                answered = self.answers.setdefault(choice.scenario.name, {})
-                answered[rule.index] = answered.get(rule.index, 0) + 1
+            if rule_matches(rule.match, subject) and await self.ledger.take(name, choice.client, rule.index,
+                                                                             rule.times):
                 return rule
         return None
 
-    def refund(self, choice: Choice, rule: Rule) -> None:
+    async def refund(self, choice: Choice, rule: Rule) -> None:
         """Give back a use of a scripted success whose operation then failed (an unknown id):
         the rule did not answer, so it must not be used up."""
-        counts = self.counters.get((choice.scenario.name, choice.client))
-        if counts and counts.get(rule.index, 0) > 0:
-            counts[rule.index] -= 1
-        answered = self.answers.get(choice.scenario.name)
-        if answered and answered.get(rule.index, 0) > 0:
-            answered[rule.index] -= 1
+        await self.ledger.refund(choice.scenario.name, choice.client, rule.index)
 
     # -- admin
 
-    def select(self, name: str | None, kind: str | None = None, credential: str | None = None) -> None:
+    async def select(self, name: str | None, kind: str | None = None, credential: str | None = None) -> None:
         """Set the server-wide scenario, or bind/unbind one client (kind is 'api_key' or 'token')."""
+        await self.sync()
         if name is not None:
             self.get(name)
         if kind is None or credential is None:
-            self.active = name
+            await self.ledger.set_active(name)
         else:
-            key = (kind, credential)
-            if name is None:
-                self.bindings.pop(key, None)
-            else:
-                self.bindings[key] = name
-            self.counters = {k: v for k, v in self.counters.items() if k[1] != f"{kind}:{fingerprint(credential)}"}
+            await self.ledger.bind(kind, credential, name)
         self._changed()
+
+    async def active(self) -> str | None:
+        """The server-wide scenario now."""
+        return (await self.ledger.lookup((), self.default))[0]
 
     def _changed(self) -> None:
         if self.on_change is not None:
             self.on_change()
 
-    def reset(self) -> None:
+    async def reset(self) -> None:
         """Back to the start-up choice, no bindings, no counters, and no run-time scenarios."""
+        self._drop_runtime()
+        await self.ledger.clear()
+
+    def _drop_runtime(self) -> None:
         for name in [s.name for s in self.scenarios.values() if s.origin == RUNTIME]:
             del self.scenarios[name]
-        self.active = self.default
-        self.bindings.clear()
-        self.counters.clear()
-        self.answers.clear()
+
+    async def sync(self) -> None:
+        """Compile the shared run-time scenarios again if another replica changed them."""
+        if self._shared:
+            version = (await self.ledger.lookup((), self.default))[2]
+            if version != self._version:
+                await self._follow(version)
+
+    async def _follow(self, version: int) -> None:
+        version, documents = await self.ledger.runtime()
+        checker = ScriptChecker(self.contract) if self.contract is not None and documents else None
+        fresh: dict[str, Scenario] = {}
+        for name, text in documents.items():
+            held = self.scenarios.get(name)
+            if held is not None and held.origin != RUNTIME:
+                continue  # a file of this replica holds the name: the file is the truth here
+            try:
+                doc = jsoncodec.loads(text)
+                fresh[name] = load_scenario_text(jsoncodec.dumps(doc["scenario"]).decode(), doc["source"], checker,
+                                                 name=name, origin=RUNTIME, source=doc["source"], as_json=True)
+            except (LoadError, ValueError, KeyError, TypeError) as exc:
+                log.warning("shared run-time scenario %s not loaded here: %s", name, exc)
+        self._drop_runtime()
+        self.scenarios.update(fresh)
+        self._version = version
 
     # -- run-time scenarios
 
-    def put(self, scenario: Scenario, keep_counts: bool = False) -> bool:
+    async def put(self, scenario: Scenario, keep_counts: bool = False) -> bool:
         """Add or replace a run-time scenario, in effect from the next request; True when it
         replaced one. A name a file defines is NameTaken (the file is the truth for it).
 
@@ -724,36 +744,44 @@ class ScenarioBook:
         keeps them when the caller only appended rules (the fixture's ``when()``), so the
         rules already there keep their uses.
         """
+        await self.sync()
         held = self.scenarios.get(scenario.name)
         if held is not None and held.origin != RUNTIME:
             raise NameTaken(held.source)
         self.scenarios[scenario.name] = scenario
+        if self._shared:
+            document = {"description": scenario.description, "rules": list(scenario.document)}
+            await self.ledger.put_scenario(scenario.name, jsoncodec.dumps(
+                {"scenario": document, "source": scenario.source}).decode())
         if not keep_counts:
-            self.counters = {k: v for k, v in self.counters.items() if k[0] != scenario.name}
-            self.answers.pop(scenario.name, None)
+            await self.ledger.restart(scenario.name)
         self._changed()
         return held is not None
 
-    def remove(self, name: str) -> Scenario:
+    async def remove(self, name: str) -> Scenario:
         """Delete a run-time scenario and whatever chose it; UnknownScenario or NameTaken (a file's)."""
+        await self.sync()
         scenario = self.get(name)
         if scenario.origin != RUNTIME:
             raise NameTaken(scenario.source)
         del self.scenarios[name]
-        self._forget(name, level=logging.INFO)
+        await self.ledger.drop_scenario(name)
+        await self._forget(name, level=logging.INFO)
         self._changed()
         return scenario
 
-    def answered(self, name: str) -> list[int]:
+    async def answered(self, name: str) -> list[int]:
         """How often each rule of a scenario answered since the last reset (or since it was
         loaded or put), whoever chose it."""
-        answered = self.answers.get(name, {})
-        return [answered.get(i, 0) for i in range(len(self.get(name).rules))]
+        await self.sync()
+        rules = self.get(name).rules
+        answered = await self.ledger.answered(name)
+        return [answered.get(i, 0) for i in range(len(rules))]
 
-    def view(self, name: str) -> dict[str, Any]:
+    async def view(self, name: str) -> dict[str, Any]:
         """One scenario as the admin API shows it: where it came from and each rule with its uses."""
+        answered = await self.answered(name)
         scenario = self.get(name)
-        answered = self.answered(name)
         rules = []
         for rule in scenario.rules:
             written = scenario.document[rule.index] if rule.index < len(scenario.document) else {}
@@ -762,21 +790,24 @@ class ScenarioBook:
         return {"name": scenario.name, "description": scenario.description, "origin": scenario.origin,
                 "source": scenario.source, "rules": rules}
 
-    def state(self) -> dict[str, Any]:
+    async def state(self) -> dict[str, Any]:
         return {
-            "active": self.active,
+            "active": await self.active(),
             "default": self.default,
-            "bindings": [
-                {"name": name, kind: fingerprint(value)} for (kind, value), name in sorted(self.bindings.items())
-            ],
+            "bindings": [{"name": name, kind: shown} for kind, shown, name in await self.ledger.bindings()],
         }
 
-    def listing(self) -> list[dict[str, Any]]:
+    async def listing(self) -> list[dict[str, Any]]:
+        await self.sync()
         return [
             {"name": s.name, "description": s.description, "rules": len(s.rules), "source": s.source,
              "origin": s.origin}
             for s in sorted(self.scenarios.values(), key=lambda s: s.name)
         ]
+
+    async def counters(self) -> dict[tuple[str, str | None], dict[int, int]]:
+        """``times`` counters, per (scenario, client): rule index -> uses."""
+        return await self.ledger.counters()
 
     # -- hot reload
 
@@ -784,16 +815,16 @@ class ScenarioBook:
         """Follow the directories: load new and changed files, drop deleted ones; returns the names (re)loaded.
 
         Listing, reading and checking files happens in a worker thread, so a large or slow
-        file never holds up requests; the result is applied here, on the loop, in one step.
+        file never holds up requests; the result is applied here, on the loop.
         A broken edit is logged and the last good version kept.
         """
         if not self.directories or self.contract is None:
             return []
         async with self._refreshing:  # two looks at once would both apply the same changes
             look = await asyncio.to_thread(_look_again, self.directories, self.contract, dict(self._files))
-            return self._apply(look)
+            return await self._apply(look)
 
-    def _apply(self, look: _Look) -> list[str]:
+    async def _apply(self, look: _Look) -> list[str]:
         gone = [path for path in self._files if path not in look.files]
         self._files = look.files
         dropped: set[str] = set()
@@ -819,17 +850,19 @@ class ScenarioBook:
                 log.warning("scenario not reloaded: %s: name %r is already used by %s", path, result.name, clash.source)
                 self._waiting[path] = result
                 continue
-            self._install(result)
+            self.scenarios[result.name] = result
             reloaded.append(result.name)
             log.info("scenario %s reloaded from %s", result.name, path)
         for path, scenario in sorted(self._waiting.items()):
             if scenario.name not in self.scenarios:
                 del self._waiting[path]
-                self._install(scenario)
+                self.scenarios[scenario.name] = scenario
                 reloaded.append(scenario.name)
                 log.info("scenario %s loaded from %s now that the name is free", scenario.name, path)
         for name in sorted(dropped - set(self.scenarios)):
-            self._forget(name)
+            await self._forget(name)
+        for name in reloaded:
+            await self.ledger.restart(name)
         if reloaded or dropped:
             self._changed()
         return reloaded
@@ -838,27 +871,16 @@ class ScenarioBook:
         source = str(path)
         return next((s.name for s in self.scenarios.values() if s.origin == FILE and s.source == source), None)
 
-    def _install(self, scenario: Scenario) -> None:
-        self.scenarios[scenario.name] = scenario
-        self.counters = {k: v for k, v in self.counters.items() if k[0] != scenario.name}
-        self.answers.pop(scenario.name, None)
-
-    def _forget(self, name: str, level: int = logging.WARNING) -> None:
+    async def _forget(self, name: str, level: int = logging.WARNING) -> None:
         """Whatever still points at a scenario that is gone: counters, the server-wide choice, bindings."""
-        self.counters = {k: v for k, v in self.counters.items() if k[0] != name}
-        self.answers.pop(name, None)
-        was = []
-        if self.active == name:
-            self.active = None
-            was.append("the server-wide scenario")
+        was_active = await self.active() == name
+        _, unbound = await self.ledger.forget(name)
+        was = ["the server-wide scenario"] if was_active else []
         if self.default == name:
             self.default = None  # reset() must not bring back a scenario that no longer exists
             was.append("the start-up scenario")
-        bound = [key for key, bound_to in self.bindings.items() if bound_to == name]
-        for key in bound:
-            del self.bindings[key]
-        if bound:
-            was.append(f"bound to {len(bound)} client(s)")
+        if unbound:
+            was.append(f"bound to {unbound} client(s)")
         if was:  # a warning when a file went away under the server; news when a client deleted it
             log.log(level, "scenario %s is gone, so it is no longer %s", name, " and ".join(was))
 

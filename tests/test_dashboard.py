@@ -202,7 +202,7 @@ async def test_nothing_is_built_for_the_stream_while_nobody_listens(make_client,
     from mockserver import dashboard
 
     built = []
-    monkeypatch.setattr(dashboard, "request_event", lambda mock, resp: built.append(resp) or {})
+    monkeypatch.setattr(dashboard, "request_event", lambda mock, rec, resp: built.append(resp) or {})
     client = await make_client()
     assert (await client.post("/v1/webhooks", json=minimal(), headers=AUTH)).status == 201
     assert built == []

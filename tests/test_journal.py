@@ -107,20 +107,20 @@ def test_deeply_nested_body_is_described_not_walked():
 
 
 @pytest.mark.parametrize("body", [b"{}", b"not json"])
-def test_journal_entries_are_invisible_to_the_garbage_collector(body):
+async def test_journal_entries_are_invisible_to_the_garbage_collector(body):
     j = Journal(limit=2)
-    j.record(MockRequest("POST", "/v1/webhooks", {"a": "1"}, {"x": "y"}, body), MockResponse(201, b"{}", "reqr_x"), 0.0, 1.0)
+    await j.record(MockRequest("POST", "/v1/webhooks", {"a": "1"}, {"x": "y"}, body), MockResponse(201, b"{}", "reqr_x"), 0.0, 1.0)
     gc.collect()
     gc.collect()  # inner tuples are untracked by the first pass, the entry itself by the next
     assert not gc.is_tracked(j.entries[0])
 
 
-def test_huge_bodies_are_described_not_kept():
+async def test_huge_bodies_are_described_not_kept():
     j = Journal(limit=2)
     big = b'{"name": "' + b"x" * 200_000 + b'"}'
-    j.record(MockRequest("POST", "/v1/webhooks", {}, {}, big), MockResponse(400, b"{}", "reqr_x"), 0.0, 1.0)
+    await j.record(MockRequest("POST", "/v1/webhooks", {}, {}, big), MockResponse(400, b"{}", "reqr_x"), 0.0, 1.0)
     assert not isinstance(j.entries[0][4], bytes)
-    assert j.snapshot()[0]["body"] == omitted(big, None, "too large to keep")
+    assert (await j.snapshot())[0]["body"] == omitted(big, None, "too large to keep")
 
 
 # ------------------------------------------------------------------ bodies that are not JSON objects

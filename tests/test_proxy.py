@@ -141,7 +141,7 @@ async def test_a_conforming_exchange_passes_unchanged_and_reports_nothing(upstre
     assert (seen.method, seen.path, seen.query, seen.body) == ("POST", "/v1/webhooks", "trace=a%26b%20c&x=1&x=2", sent)
     assert seen.headers["X-API-KEY"] == AUTH["X-API-KEY"] and seen.headers["X-Custom"] == "kept"
     assert seen.headers["Host"] == api.url.removeprefix("http://")
-    [entry] = journal(client).snapshot()  # what reached the proxy, less the hop-by-hop headers, and no more
+    [entry] = await journal(client).snapshot()  # what reached the proxy, less the hop-by-hop headers, and no more
     hop_by_hop = {"connection", "x-hop", "proxy-authorization", "host", "content-length"}
     assert {h.lower() for h in seen.headers} - {"host", "content-length"} == set(entry["headers"]) - hop_by_hop
     assert (entry["status"], entry["operation"], entry["violations"]) == (201, "postWebhooks", [])
@@ -248,7 +248,7 @@ async def test_an_answer_without_the_request_id_header(upstream, proxy):
     client = await proxy((await upstream(handler)).url)
     resp = await client.get(HOOK_PATH, headers=AUTH)
     assert reported(resp) == [("response", "X-REQUEST-ID", "the answer carries no X-REQUEST-ID header")]
-    assert REQUEST_ID.match(journal(client).snapshot()[0]["request_id"])  # the journal still names the exchange
+    assert REQUEST_ID.match((await journal(client).snapshot())[0]["request_id"])  # the journal still names the exchange
 
 
 async def test_a_request_the_contract_refuses_is_reported_only_when_the_upstream_accepts_it(upstream, proxy):
@@ -338,7 +338,7 @@ async def test_an_upstream_slower_than_the_timeout_is_a_502_and_the_proxy_keeps_
         assert (await client.get(HOOK_PATH, headers=AUTH)).status == 200
     finally:
         release.set()
-    statuses = [e["status"] for e in journal(client).snapshot()]
+    statuses = [e["status"] for e in (await journal(client).snapshot())]
     assert statuses == [502, 200]
 
 
@@ -460,7 +460,7 @@ async def test_every_exchange_is_journaled_with_its_violations_and_logged_with_t
     client = await proxy((await upstream(handler)).url)
     ok = await client.get(HOOK_PATH, headers=AUTH)
     broken = await client.delete(HOOK_PATH, headers=AUTH)
-    entries = journal(client).snapshot()
+    entries = await journal(client).snapshot()
     assert [(e["method"], e["violations"]) for e in entries] == [
         ("GET", []),
         ("DELETE", [{"location": "response", "field": "name", "message": "name is required"},
@@ -480,7 +480,7 @@ async def test_every_exchange_is_journaled_with_its_violations_and_logged_with_t
     assert f"GET {HOOK_PATH} 200" in lines[0] and lines[0].endswith(f"{ok.headers['X-REQUEST-ID']} violations=0")
     assert f"DELETE {HOOK_PATH} 200" in lines[1] and lines[1].endswith(f"{rid} violations=2")
     reset = await client.post("/__mock/reset")
-    assert reset.status == 200 and journal(client).snapshot() == []
+    assert reset.status == 200 and (await journal(client).snapshot()) == []
 
 
 async def test_the_violations_route_answers_only_in_proxy_mode(client):
@@ -563,8 +563,8 @@ async def test_the_bundled_mock_as_the_upstream_breaks_nothing_over_a_realistic_
                                                   400, 401, 400, 400, 400, 400, 405, 404]
     assert violations == []
     assert await (await client.get("/__mock/violations")).json() == {"violations": [], "total": 0}
-    assert len(journal(client)) == len(steps)
-    assert len(upstream_mock.mock.journal) == len(steps)
+    assert len(await journal(client).snapshot()) == len(steps)
+    assert len(upstream_mock.mock.journal.entries) == len(steps)
 
 
 # ---------------------------------------------------------------- load
@@ -592,7 +592,7 @@ async def test_1000_requests_at_32_connections_lose_nothing_and_are_journaled_on
 
         results = await asyncio.gather(*(one() for _ in range(1000)))
     assert [r[:2] for r in results] == [(200, True)] * 1000
-    entries = journal(client).snapshot()
+    entries = await journal(client).snapshot()
     assert len(entries) == 1000 and len(api.seen) == 1000
     ids = [e["request_id"] for e in entries]
     assert sorted(ids) == sorted(issued) == sorted(r[2] for r in results) and len(set(ids)) == 1000
@@ -618,7 +618,7 @@ async def test_credentials_reach_the_upstream_and_appear_nowhere_else(live, prox
     refused = await client.post("/v1/webhooks", json={"url": key, "name": token, "reference": "r"},
                                 headers={"Authorization": f"Bearer {token}"})
     assert refused.status == 400
-    shown = [json.dumps(journal(client).snapshot()),
+    shown = [json.dumps((await journal(client).snapshot())),
              await (await client.get("/__mock/requests")).text(),
              await (await client.get("/__mock/violations")).text(),
              "\n".join(r.getMessage() for r in caplog.records),

@@ -282,7 +282,7 @@ def subject(method: str, path: str, **headers: str) -> Subject:
     return Subject(method, path, {"version": "1"}, headers, {}, lambda: (True, minimal()))
 
 
-def test_a_rule_applies_only_where_the_operation_has_its_status_and_only_then_is_counted(tmp_path):
+async def test_a_rule_applies_only_where_the_operation_has_its_status_and_only_then_is_counted(tmp_path):
     contract = CONTRACT
     directory = write(tmp_path / "s", s="""
         rules:
@@ -295,21 +295,21 @@ def test_a_rule_applies_only_where_the_operation_has_its_status_and_only_then_is
     book = ScenarioBook(load_scenarios(directory, contract), default="s")
     create, get = (next(op for op in contract.operations if op.operation_id == name)
                    for name in ("postWebhooks", "getWebhooksByResourceId"))
-    choice = book.choose(None, [])
+    choice = await book.choose(None, [])
     assert choice is not None
 
-    def label(op, path: str, **headers: str) -> str | None:
-        rule = book.answer(choice, subject(op.method, path, **headers), op.responses)
+    async def label(op, path: str, **headers: str) -> str | None:
+        rule = await book.answer(choice, subject(op.method, path, **headers), op.responses)
         return rule.label if rule else None
 
     # postWebhooks lists no 404: the times rule is skipped, not used up, and the next rule answers.
-    assert [label(create, "/v1/webhooks") for _ in range(3)] == ["rules[2]"] * 3
-    assert label(get, "/v1/webhooks/x") == "rules[1]"
-    assert label(get, "/v1/webhooks/x") == "rules[2]"
+    assert [await label(create, "/v1/webhooks") for _ in range(3)] == ["rules[2]"] * 3
+    assert await label(get, "/v1/webhooks/x") == "rules[1]"
+    assert await label(get, "/v1/webhooks/x") == "rules[2]"
     # A reset needs no status, so it applies everywhere.
-    assert book.answer(choice, subject("POST", "/v1/webhooks", **{"x-fault": "reset"}), ()).label == "rules[0]"
-    assert book.answer(choice, subject("POST", "/v1/webhooks"), ()) is None
-    assert book.counters == {("s", None): {0: 1, 1: 1, 2: 4}}
+    assert (await book.answer(choice, subject("POST", "/v1/webhooks", **{"x-fault": "reset"}), ())).label == "rules[0]"
+    assert await book.answer(choice, subject("POST", "/v1/webhooks"), ()) is None
+    assert await book.counters() == {("s", None): {0: 1, 1: 1, 2: 4}}
 
 
 async def test_a_times_rule_is_not_used_up_by_an_operation_without_its_status(scripted):
@@ -522,23 +522,23 @@ async def test_a_deleted_scenario_file_drops_the_scenario_its_counters_and_what_
     directory = write(tmp_path / "s", gone="rules:\n  - times: 5\n    respond: {status: 500}\n",
                       kept="rules:\n  - times: 5\n    respond: {status: 401}\n")
     book = reloading_book(directory, default="gone")
-    book.select("gone", "api_key", "key-a")
-    book.select("kept", "api_key", "key-b")
+    await book.select("gone", "api_key", "key-a")
+    await book.select("kept", "api_key", "key-b")
     for key in ["key-a", "key-b", "key-c"]:
-        choice = book.choose(None, [("api_key", key)])
-        assert book.answer(choice, subject("POST", "/v1/webhooks")) is not None
+        choice = await book.choose(None, [("api_key", key)])
+        assert await book.answer(choice, subject("POST", "/v1/webhooks")) is not None
     (directory / "gone.yaml").unlink()
     with caplog.at_level(logging.WARNING, logger="mockserver.scenarios"):
         assert await book.refresh() == []
     assert sorted(book.scenarios) == ["kept"]
-    assert book.state() == {"active": None, "default": None, "bindings": [
+    assert await book.state() == {"active": None, "default": None, "bindings": [
         {"name": "kept", "api_key": fingerprint("key-b")}]}
-    assert [k[0] for k in book.counters] == ["kept"]
-    assert book.choose(None, [("api_key", "key-a")]) is None
+    assert [k[0] for k in await book.counters()] == ["kept"]
+    assert await book.choose(None, [("api_key", "key-a")]) is None
     assert "gone" in caplog.text and "server-wide" in caplog.text and "bound" in caplog.text
     assert "key-a" not in caplog.text
-    book.reset()
-    assert book.state()["active"] is None
+    await book.reset()
+    assert (await book.state())["active"] is None
 
 
 async def test_a_renamed_scenario_file_loads_under_its_new_source(tmp_path):
@@ -551,7 +551,7 @@ async def test_a_renamed_scenario_file_loads_under_its_new_source(tmp_path):
     assert sorted(book.scenarios) == ["renamed", "same"]
     assert book.scenarios["same"].source == str(directory / "new.yaml")
     # The name came back in the same look, so choosing it by that name still works.
-    assert book.state()["active"] == "same"
+    assert (await book.state())["active"] == "same"
 
 
 async def test_a_name_freed_by_an_edit_or_a_deletion_lets_a_waiting_file_in(tmp_path, caplog):
@@ -656,30 +656,30 @@ async def test_a_file_whose_name_a_run_time_scenario_holds_waits_until_it_is_gon
                                   name=name, origin=RUNTIME, source="test")
 
     with pytest.raises(NameTaken, match="kept.yaml"):
-        book.put(runtime("kept", 401))
-    assert book.put(runtime("live", 401)) is False
+        await book.put(runtime("kept", 401))
+    assert await book.put(runtime("live", 401)) is False
     write(directory, live="rules:\n  - respond: {status: 403}\n")
     with caplog.at_level(logging.WARNING, logger="mockserver.scenarios"):
         assert await book.refresh() == []
     assert "already used by test" in caplog.text
     assert book.scenarios["live"].origin == RUNTIME
-    book.reset()  # removes the run-time one; the next look lets the file in
+    await book.reset()  # removes the run-time one; the next look lets the file in
     assert await book.refresh() == ["live"]
     assert (book.scenarios["live"].origin, book.scenarios["live"].rules[0].respond.status) == ("file", 403)
     with pytest.raises(NameTaken):
-        book.remove("live")
+        await book.remove("live")
 
 
-def test_answered_counts_every_client_and_survives_a_binding_change(tmp_path):
+async def test_answered_counts_every_client_and_survives_a_binding_change(tmp_path):
     directory = write(tmp_path / "s", s="rules:\n  - times: 1\n    respond: {status: 401}\n  - respond: {status: 500}\n")
     book = reloading_book(directory)
-    book.select("s", "api_key", "a")
-    book.select("s")
+    await book.select("s", "api_key", "a")
+    await book.select("s")
     for key in ["a", "a", "b"]:
-        assert book.answer(book.choose(None, [("api_key", key)]), subject("POST", "/v1/webhooks")) is not None
-    book.select(None, "api_key", "a")  # unbinding starts that client's `times` again...
-    assert book.answered("s") == [2, 1]  # ...but what answered stays answered
-    assert book.view("s")["rules"][0] == {"name": "rules[0]", "times": 1, "answered": 2, "match": None,
+        assert await book.answer(await book.choose(None, [("api_key", key)]), subject("POST", "/v1/webhooks")) is not None
+    await book.select(None, "api_key", "a")  # unbinding starts that client's `times` again...
+    assert await book.answered("s") == [2, 1]  # ...but what answered stays answered
+    assert (await book.view("s"))["rules"][0] == {"name": "rules[0]", "times": 1, "answered": 2, "match": None,
                                           "respond": {"status": 401}}
-    book.reset()
-    assert book.answered("s") == [0, 0]
+    await book.reset()
+    assert await book.answered("s") == [0, 0]
