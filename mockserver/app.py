@@ -19,11 +19,12 @@ from aiohttp import web
 
 from . import admin, dashboard
 from .answers import MockResponse
-from .errors import problem
+from .errors import INTERNAL_ERROR, problem
 from .http import MOCK, guards, incoming, to_http
 from .logs import ACCESS
 from .mock import Mock, build_mock
 from .settings import Settings
+from .state import StateUnavailable
 
 log = logging.getLogger("mockserver")
 
@@ -44,7 +45,7 @@ def create_app(settings: Settings | None = None, *, mock: Mock | None = None, **
     elif changes or settings is not None:
         raise TypeError("give either a built mock or settings, not both")
     app = web.Application(client_max_size=mock.engine.options.max_body_bytes,
-                          middlewares=[guards(mock.settings.cors_allow_origins)])
+                          middlewares=[guards(mock.settings.cors_allow_origins), _state_unavailable])
     app[MOCK] = mock
     admin.register(app, mock.settings.admin_token)
     dashboard.register(app, mock.settings.admin_token)
@@ -70,6 +71,28 @@ async def _warm_up(app: web.Application) -> AsyncIterator[None]:
         await task
 
 
+UNAVAILABLE_MESSAGE = "The mock's state store is unreachable; try again shortly."
+_UNAVAILABLE_LOG_EVERY_S = 5.0
+_unavailable_logged = [0.0]
+
+
+@web.middleware
+async def _state_unavailable(request: web.Request, handler: Any) -> web.StreamResponse:
+    """A lost state store is a 503 in the contract's error shape, for contract and admin routes
+    alike, once the store's bounded wait is over; one log line every few seconds, no traceback.
+    Nothing was acknowledged, so a client that retries loses nothing."""
+    try:
+        return await handler(request)
+    except StateUnavailable as exc:
+        now = time.monotonic()
+        if now - _unavailable_logged[0] >= _UNAVAILABLE_LOG_EVERY_S:
+            _unavailable_logged[0] = now
+            log.warning("answering 503: %s", exc)
+        mock = request.app[MOCK]
+        return to_http(mock.engine.error_response(problem(503, INTERNAL_ERROR, UNAVAILABLE_MESSAGE)),
+                       mock.contract.request_id.header)
+
+
 async def _close(app: web.Application) -> None:
     await app[MOCK].close()
 
@@ -86,6 +109,8 @@ async def handle(request: web.Request) -> web.StreamResponse:
         return req
     try:
         resp = await mock.engine.handle(req)
+    except StateUnavailable:
+        raise
     except Exception:  # a bug of ours must not take the server down or show a traceback
         log.exception("internal error while answering %s %s", req.method, req.path)
         resp = mock.engine.error_response(problem(500))

@@ -78,6 +78,15 @@ def _parser() -> argparse.ArgumentParser:
                        help="let web pages of this origin (such as http://localhost:3000) call the mock; "
                             "other origins are refused (repeatable)")
     serve.add_argument("--no-reload", action="store_true", help="do not reload changed scenario files")
+    serve.add_argument("--state", default=None, metavar="URL",
+                       help="keep run-time state (resources, journal, scenario choices and counters) in Redis: "
+                            "redis://[:PASSWORD@]HOST:PORT/DB or rediss://...; every replica given the same URL "
+                            "and --state-prefix answers as one mock (default: in this process)")
+    serve.add_argument("--state-prefix", default="mockserver", metavar="PREFIX",
+                       help="key prefix in the state store; replicas of one mock share it (default mockserver)")
+    serve.add_argument("--workers", type=int, default=1, metavar="N",
+                       help="processes serving the port (SO_REUSEPORT); above 1 needs --state (default 1)")
+    serve.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
     serve.add_argument("--log-level", default="INFO", type=str.upper,
                        choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], help="default INFO")
 
@@ -170,9 +179,16 @@ def run(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr:
         return _proxy(args, out, err)
     if args.command == "verify":
         return verify.run(args, out, err)
-    if args.command == "serve" and (problem := _exposure_problem(args)) is not None:
+    if args.command == "serve" and ((problem := _exposure_problem(args)) is not None
+                                    or (problem := _state_problem(args)) is not None):
         print(f"mockserver: error: {problem}", file=err)
         return 2
+    if args.command == "serve" and args.workers > 1:
+        from .workers import supervise
+
+        given = list(argv if argv is not None else sys.argv[1:])
+        return supervise(given[given.index("serve") + 1:], args.host, args.port, args.workers, args.seed,
+                         args.shutdown_grace, out, err)
     # The bundled library is written for the bundled contract: with another, only the user's.
     scenarios = Settings(scenarios_dir=args.scenarios_dir,
                          bundled_scenarios=not args.no_bundled_scenarios and not args.openapi)
@@ -207,6 +223,30 @@ def _exposure_problem(args: argparse.Namespace) -> str | None:
     return (f"--host {args.host or repr(args.host)} exposes the mock beyond this machine, where it would "
             "accept any API key; give --api-key KEY (repeatable) to accept only known keys, "
             "or --allow-any-key to accept any")
+
+
+def _state_problem(args: argparse.Namespace) -> str | None:
+    """Why the state store and workers asked for cannot serve, or None. An unreachable store is
+    found here, before anything listens: one line naming it without its password."""
+    if args.workers < 1:
+        return "--workers must be 1 or more"
+    if args.workers > 1 and not args.state:
+        return (f"--workers {args.workers} needs --state redis://HOST:PORT/DB: each worker is a process of its "
+                "own, and without a shared state store they would be different mocks behind one port")
+    if not args.state:
+        return None
+    from .state import StateUnavailable
+    from .state.redis import open_state
+
+    async def reach() -> None:
+        state = await open_state(args.state, args.state_prefix)
+        await state.close()
+
+    try:
+        asyncio.run(reach())
+    except (ValueError, StateUnavailable) as exc:
+        return str(exc)
+    return None
 
 
 def _check(args: argparse.Namespace, chosen: Settings, out: TextIO, err: TextIO) -> int:
@@ -271,7 +311,7 @@ def _serve(args: argparse.Namespace, chosen: Settings, out: TextIO, err: TextIO)
             delivery_timeout_s=args.delivery_timeout, delivery_queue_limit=args.delivery_queue_limit,
             fast_retries=args.fast_retries, delivery_allowed_hosts=args.delivery_allow_host,
             api_keys=args.api_key, admin_token=args.admin_token, cors_allow_origins=args.cors_allow_origin,
-            hot_reload=not args.no_reload))
+            hot_reload=not args.no_reload, state=args.state, state_prefix=args.state_prefix))
     except (LoadError, LoadErrors) as exc:
         _report(exc, err)
         return 2
@@ -322,7 +362,8 @@ def _listen(app: Any, args: argparse.Namespace, out: TextIO, err: TextIO, handle
     try:
         with asyncio.Runner(loop_factory=new_event_loop) as runner:
             runner.run(serve_until_signal(app, args.host, args.port, ready, args.shutdown_grace,
-                                          args.idle_timeout, tick=handler.tick))
+                                          args.idle_timeout, tick=handler.tick,
+                                          reuse_port=getattr(args, "reuse_port", False)))
     except BrokenPipeError:  # stdout's reader left (see main), not a problem with the socket
         raise
     except OSError as exc:

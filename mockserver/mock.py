@@ -37,6 +37,8 @@ class Mock:
     epoch: Epoch
     unscrub: Callable[[], None] = lambda: None
     bus: Bus = field(default_factory=Bus)
+    # The state store every owner above keeps its state on, when it is shared (``--state``).
+    shared: Any = None
 
     @property
     def book(self) -> ScenarioBook:
@@ -57,6 +59,8 @@ class Mock:
         self.epoch.advance()
         self.engine.generator.reseed()
         self.deliveries.generator.reseed()
+        if self.shared is not None:  # one step for every owner of every replica; the rest tidies up
+            await self.shared.reset()
         # In memory none of these suspends: every step above and here is one atomic step.
         await self.journal.clear()
         await self.book.reset()
@@ -67,6 +71,8 @@ class Mock:
     async def close(self) -> None:
         """Stop deliveries and let go of what this mock lent to process-wide logging."""
         await self.deliveries.close()
+        if self.shared is not None:
+            await self.shared.close()
         self.unscrub()
 
 
@@ -92,16 +98,20 @@ def build_mock(settings: Settings | None = None, *, contract: Contract | None = 
     contract = contract or contract_for(settings)
     directories = scenario_directories(settings)
     scenarios = load_scenarios(directories, contract)
+    shared = _shared_state(settings)
     bus = Bus()
     book = ScenarioBook(scenarios, default=settings.scenario, directory=directories, contract=contract,
-                        on_change=lambda: _tell(bus, "scenario", book.state))
+                        on_change=lambda: _tell(bus, "scenario", book.state),
+                        ledger=shared.ledger() if shared is not None else None)
     epoch = Epoch()
     options = Options(strict=settings.strict, max_body_bytes=settings.max_body_bytes,
                       read_timeout_s=settings.read_timeout_s, store_limit=settings.store_limit,
                       api_keys=settings.api_keys)
-    engine = Engine(contract, book, Generator(settings.seed), options, MemoryStore(settings.store_limit), epoch)
+    store = shared.store(settings.store_limit) if shared is not None else MemoryStore(settings.store_limit)
+    engine = Engine(contract, book, Generator(settings.seed), options, store, epoch)
     secret_headers = {s.header for op in contract.operations for s in op.security}
-    journal = Journal(settings.journal_limit, contract.write_only_fields(), secret_headers)
+    journal = Journal(settings.journal_limit, contract.write_only_fields(), secret_headers,
+                      shared=shared.journal(settings.journal_limit) if shared is not None else None)
     for known in (*(settings.api_keys or ()), settings.admin_token):
         if known:
             journal.secrets.add(known)
@@ -112,7 +122,17 @@ def build_mock(settings: Settings | None = None, *, contract: Contract | None = 
                             queue_limit=settings.delivery_queue_limit)
     install(engine, deliveries)
     deliveries.on_attempt = _announcer(deliveries, bus)
-    return Mock(settings, engine, journal, deliveries, epoch, unscrub, bus)
+    return Mock(settings, engine, journal, deliveries, epoch, unscrub, bus, shared)
+
+
+def _shared_state(settings: Settings) -> Any:
+    """The Redis state the settings name, not yet connected (a ValueError names a bad URL without
+    its password); None for state in this process."""
+    if not settings.state:
+        return None
+    from .state.redis import RedisState, connect  # the redis client is imported only when used
+
+    return RedisState(connect(settings.state), settings.state, settings.state_prefix)
 
 
 def _tell(bus: Bus, kind: str, read: Callable[[], Awaitable[Any]]) -> None:

@@ -82,7 +82,7 @@ class MockRunner(web.AppRunner):
 
 
 async def start_site(app: web.Application, host: str, port: int, shutdown_grace: float = 5.0,
-                     idle_timeout: float = 15.0) -> tuple[web.AppRunner, int]:
+                     idle_timeout: float = 15.0, reuse_port: bool = False) -> tuple[web.AppRunner, int]:
     """Start serving ``app``; returns the runner and the port actually bound.
 
     ``idle_timeout`` closes connections that send no complete request in time
@@ -93,7 +93,7 @@ async def start_site(app: web.Application, host: str, port: int, shutdown_grace:
     runner = MockRunner(app, access_log=None, handle_signals=False, shutdown_timeout=shutdown_grace,
                         keepalive_timeout=idle_timeout)
     await runner.setup()
-    site = web.TCPSite(runner, host, port, reuse_address=True)
+    site = web.TCPSite(runner, host, port, reuse_address=True, reuse_port=reuse_port or None)
     await site.start()
     bound = runner.addresses[0][1] if runner.addresses else port
     return runner, bound
@@ -108,12 +108,13 @@ def url_for(host: str, port: int) -> str:
 
 async def serve_until_signal(app: web.Application, host: str, port: int,
                              ready: Callable[[str], None], shutdown_grace: float = 5.0,
-                             idle_timeout: float = 15.0, tick: Callable[[], None] | None = None) -> None:
+                             idle_timeout: float = 15.0, tick: Callable[[], None] | None = None,
+                             reuse_port: bool = False) -> None:
     """Serve until SIGINT or SIGTERM; then refuse new connections, let in-flight requests finish.
 
     ``tick`` runs a few times per second (the log handler flushes its buffer there).
     """
-    runner, bound = await start_site(app, host, port, shutdown_grace, idle_timeout)
+    runner, bound = await start_site(app, host, port, shutdown_grace, idle_timeout, reuse_port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -47,6 +47,10 @@ class Settings:
     # Web origins (scheme://host[:port]) whose pages may call the mock from a browser.
     cors_allow_origins: tuple[str, ...] = ()
     hot_reload: bool = True
+    # Keep run-time state in Redis (redis:// or rediss:// URL) rather than in this process, so
+    # that several replicas on the same URL and prefix answer as one mock.
+    state: str | None = None
+    state_prefix: str = "mockserver"
 
     def __post_init__(self) -> None:
         # Accept the loose forms callers naturally pass (a str path, a list of keys) and

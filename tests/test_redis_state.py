@@ -17,10 +17,8 @@ import pytest
 
 from redis_server import RedisServer, free_port
 
-from mockserver.scenarios import fingerprint
-from mockserver.state.redis import (
-    DEADLINE, RedisState, StateUnavailable, client_name, connect, open_state, redacted,
-)
+from mockserver.state.book import MemoryLedger, client_of, fingerprint
+from mockserver.state.redis import DEADLINE, RedisState, StateUnavailable, connect, open_state, redacted
 from mockserver.state.store import MemoryStore, ResourceStore
 
 pytest_plugins = ["conftest_redis"]  # redis_url, redis_prefix: one real server per test process
@@ -257,73 +255,105 @@ def _take_in_another_thread(url: str, prefix: str, rule: int, tasks: int) -> lis
     async def race() -> list[bool]:
         other = await open_state(url, prefix)
         try:
-            counters = other.counters()
-            return list(await asyncio.gather(*(counters.take("flaky", None, rule, 3) for _ in range(tasks))))
+            ledger = other.ledger()
+            return list(await asyncio.gather(*(ledger.take("flaky", None, rule, 3) for _ in range(tasks))))
         finally:
             await other.close()
     return asyncio.run(race())
 
 
+async def used(ledger: Any, scenario: str, client: str | None, rule: int) -> int:
+    return (await ledger.counters()).get((scenario, client), {}).get(rule, 0)
+
+
 async def test_a_times_counter_answers_exactly_n_times_across_replicas(state, replica, redis_url, redis_prefix):
     for rule in range(5):
-        here = [state.counters().take("flaky", None, rule, 3) for _ in range(40)]
-        there = [replica.counters().take("flaky", None, rule, 3) for _ in range(40)]
+        here = [state.ledger().take("flaky", None, rule, 3) for _ in range(40)]
+        there = [replica.ledger().take("flaky", None, rule, 3) for _ in range(40)]
         results = await asyncio.gather(asyncio.to_thread(_take_in_another_thread, redis_url, redis_prefix, rule, 40),
                                        *here, *there)
         taken = sum(results[0]) + sum(results[1:])
         assert taken == 3, rule
-        assert await state.counters().used("flaky", None, rule) == 3
+        assert await used(state.ledger(), "flaky", None, rule) == 3
+        assert (await replica.ledger().answered("flaky"))[rule] == 3
 
 
-async def test_counters_are_per_scenario_client_and_rule_and_can_be_refunded_and_cleared(state, replica):
-    mine, theirs = state.counters(), replica.counters()
+@pytest.fixture(params=["memory", "redis"])
+async def ledgers(request, redis_url, redis_prefix):
+    """Two replicas' ledgers: one and the same in memory, or two clients of one Redis prefix."""
+    if request.param == "memory":
+        one = MemoryLedger()
+        yield one, one, None
+        return
+    first, second = await open_state(redis_url, redis_prefix), await open_state(redis_url, redis_prefix)
+    yield first.ledger(), second.ledger(), first
+    await wipe(first)
+    await first.close()
+    await second.close()
+
+
+async def test_counters_are_per_scenario_client_and_rule_and_can_be_refunded_and_restarted(ledgers):
+    mine, theirs, _ = ledgers
     assert await mine.take("s", "api_key:sha256:abc", 0, 1)
     assert not await theirs.take("s", "api_key:sha256:abc", 0, 1)
     assert await theirs.take("s", None, 0, 1) and await theirs.take("s", "", 0, 1)  # "" is a client, not none
     assert await theirs.take("s", "api_key:sha256:abc", 1, 1) and await theirs.take("t", "api_key:sha256:abc", 0, 1)
-    assert await theirs.refund("s", "api_key:sha256:abc", 0)
-    assert not await theirs.refund("s", "api_key:sha256:abc", 0)
+    assert all([await theirs.take("u", None, 0, None) for _ in range(3)])  # no limit: counted all the same
+    await theirs.refund("s", "api_key:sha256:abc", 0)
+    assert await mine.answered("s") == {0: 2, 1: 1}
     assert await mine.take("s", "api_key:sha256:abc", 0, 1)
-    await mine.clear(client="api_key:sha256:abc")
-    assert [await mine.used(*key) for key in [("s", "api_key:sha256:abc", 0), ("s", "api_key:sha256:abc", 1),
-                                              ("t", "api_key:sha256:abc", 0), ("s", None, 0), ("s", "", 0)]] == [
-        0, 0, 0, 1, 1]
-    await mine.clear(client=None, every_client=False)
-    assert (await mine.used("s", None, 0), await mine.used("s", "", 0)) == (0, 1)
-    await mine.take("t", None, 0, 1)
-    await mine.clear(scenario="s")
-    assert (await mine.used("s", "", 0), await mine.used("t", None, 0)) == (0, 1)
+    assert await mine.counters() == {("s", "api_key:sha256:abc"): {0: 1, 1: 1}, ("s", None): {0: 1},
+                                     ("s", ""): {0: 1}, ("t", "api_key:sha256:abc"): {0: 1}, ("u", None): {0: 3}}
+    await mine.restart("s", answers=False)
+    assert set(await theirs.counters()) == {("t", "api_key:sha256:abc"), ("u", None)}
+    assert await theirs.answered("s") == {0: 3, 1: 1}
+    await mine.restart("s")
+    assert await theirs.answered("s") == {} and await theirs.answered("u") == {0: 3}
     await mine.clear()
-    assert await mine.used("t", None, 0) == 0
+    assert await theirs.counters() == {} and await theirs.answered("u") == {}
 
 
-async def test_the_selection_and_bindings_are_shared_and_keep_no_credential(state, replica):
-    mine, theirs = state.selection(), replica.selection()
-    assert await mine.active(default="start") == "start"
+async def test_the_selection_and_bindings_are_shared_and_keep_no_credential(ledgers):
+    mine, theirs, state = ledgers
+    assert (await mine.lookup((), "start"))[0] == "start"
     await mine.set_active("flaky")
-    assert await theirs.active(default="start") == "flaky"
+    assert (await theirs.lookup((), "start"))[0] == "flaky"
     await mine.set_active(None)
-    assert await theirs.active(default="start") is None
-    await state.counters().take("s", client_name("api_key", "key-123"), 0, 5)
+    assert (await theirs.lookup((), "start"))[0] is None
+    await mine.take("s", client_of("api_key", "key-123"), 0, 5)
     await mine.bind("api_key", "key-123", "slow")
-    assert await state.counters().used("s", client_name("api_key", "key-123"), 0) == 0  # a binding starts afresh
+    assert await used(mine, "s", client_of("api_key", "key-123"), 0) == 0  # a binding starts afresh
     await theirs.bind("token", "tok-456", "slow")
-    assert await theirs.lookup([("api_key", "key-123"), ("api_key", "other"), ("token", "tok-456")], "start") == (
+    assert (await theirs.lookup([("api_key", "key-123"), ("api_key", "other"), ("token", "tok-456")], "start"))[:2] == (
         None, ["slow", None, "slow"])
     assert await mine.bindings() == [("api_key", fingerprint("key-123"), "slow"), ("token", fingerprint("tok-456"), "slow")]
-    assert client_name("api_key", "key-123") == f"api_key:{fingerprint('key-123')}"
-    everything = b"".join([key + b"".join(map(bytes, await _values(state, key)))
-                           for key in await state.client.keys(state.prefix + "*")])
-    assert b"key-123" not in everything and b"tok-456" not in everything
+    if state is not None:
+        everything = b"".join([key + b"".join(map(bytes, await _values(state, key)))
+                               for key in await state.client.keys(state.prefix + "*")])
+        assert b"key-123" not in everything and b"tok-456" not in everything
     await theirs.set_active("slow")
     assert await mine.forget("slow") == (True, 2)
-    assert await mine.lookup([("api_key", "key-123")], "start") == (None, [None])
+    assert (await mine.lookup([("api_key", "key-123")], "start"))[:2] == (None, [None])
     await mine.bind("api_key", "key-123", "fast")
     await mine.bind("api_key", "key-123", None)
     assert await theirs.bindings() == []
     await mine.set_active("x")
     await theirs.clear()
-    assert await mine.active(default="start") == "start"
+    assert (await mine.lookup((), "start"))[0] == "start"
+
+
+async def test_run_time_scenarios_are_shared_with_a_version_every_lookup_reads(state, replica):
+    mine, theirs = state.ledger(), replica.ledger()
+    assert await theirs.runtime() == (0, {})
+    await mine.put_scenario("late", '{"rules": []}')
+    version = (await theirs.lookup((), None))[2]
+    assert version > 0 and await theirs.runtime() == (version, {"late": '{"rules": []}'})
+    await theirs.drop_scenario("late")
+    after = (await mine.lookup((), None))[2]
+    assert after > version and await mine.runtime() == (after, {})
+    await mine.put_scenario("again", "{}")
+    await replica.reset()
+    assert (await mine.lookup((), None))[2] == 0 and await mine.runtime() == (0, {})
 
 
 async def _values(state: RedisState, key: bytes) -> list[bytes]:
@@ -359,15 +389,15 @@ async def test_a_reset_on_one_replica_is_a_reset_on_every_replica(state, replica
     store, journal = state.store(), state.journal()
     await store.put("t", "webhooks", "w1", {"id": "w1"}, {"password": "p"})
     await journal.append({"n": 1})
-    await state.counters().take("s", None, 0, 1)
-    await state.selection().set_active("flaky")
-    await state.selection().bind("api_key", "k", "slow")
+    await state.ledger().take("s", None, 0, 1)
+    await state.ledger().set_active("flaky")
+    await state.ledger().bind("api_key", "k", "slow")
     before = await replica.generation()
     assert await replica.reset() == before + 1 == await state.generation()
     assert await store.get("t", "webhooks", "w1") is None and await store.tenants() == 0
     assert await journal.read() == ([], 0)
-    assert await state.counters().take("s", None, 0, 1)
-    assert await state.selection().lookup([("api_key", "k")], "start") == ("start", [None])
+    assert await state.ledger().take("s", None, 0, 1)
+    assert await state.ledger().lookup([("api_key", "k")], "start") == ("start", [None], 0)
     await store.put("t", "webhooks", "w2", {"id": "w2"})
     keys = await state.client.keys(state.prefix + "*")
     assert all(key.startswith(f"{state.prefix}g{before + 1}:".encode()) or key == f"{state.prefix}gen".encode()
@@ -465,7 +495,7 @@ async def test_a_lost_server_answers_state_unavailable_in_bounded_time_and_recov
         await store.put("t", "webhooks", "w1", {"id": "w1"})
         private_server.stop()
         for operation in (store.get("t", "webhooks", "w1"), state.journal().append({"n": 1}),
-                          state.counters().take("s", None, 0, 1)):
+                          state.ledger().take("s", None, 0, 1)):
             started = time.monotonic()
             with pytest.raises(StateUnavailable) as caught:
                 await operation
@@ -475,7 +505,7 @@ async def test_a_lost_server_answers_state_unavailable_in_bounded_time_and_recov
         assert await store.get("t", "webhooks", "w1") is None  # the first call after it is back succeeds
         await store.put("t", "webhooks", "w2", {"id": "w2"})
         assert ids((await store.page("t", "webhooks", 1, 10))[0]) == ["w2"]
-        assert await state.counters().take("s", None, 0, 1)
+        assert await state.ledger().take("s", None, 0, 1)
     finally:
         await state.close()
 

@@ -14,7 +14,16 @@ epoch it started in, and work of an older epoch is not stored, journaled or deli
 
 from __future__ import annotations
 
-__all__ = ["Epoch"]
+__all__ = ["Epoch", "StateUnavailable"]
+
+
+class StateUnavailable(Exception):
+    """The state store cannot be reached, or did not answer in time. The message names the
+    store by its URL without the password; ``reason`` is why, without it too."""
+
+    def __init__(self, message: str, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason if reason is not None else message
 
 
 class Epoch:

@@ -1,9 +1,10 @@
 """Run-time state on Redis: the same owners as in memory, shared by every replica.
 
 ``mockserver serve --state redis://...`` keeps what clients created, the journal, the scenario
-selection, client bindings and ``times`` counters here, so any number of replicas answer as
+selection, client bindings, ``times`` counters and run-time scenarios here, so any number of replicas answer as
 one mock. Each owner has the interface of its in-memory twin (:class:`RedisStore` is a
-:class:`~mockserver.state.store.ResourceStore`); the code above them has one path.
+:class:`~mockserver.state.store.ResourceStore`, :class:`RedisLedger` a
+:class:`~mockserver.state.book.Ledger`); the code above them has one path.
 
 Every change is one Lua script: Redis runs a script alone, so a change that touches several
 keys (a put that evicts the oldest resource, a ``times`` counter taken only while below its
@@ -24,8 +25,11 @@ and the current generation ``G``::
     P:gG:journal           stream of journal entries (JSON), trimmed exactly at the limit
     P:gG:jdropped          journal entries trimmed
     P:gG:times             hash scenario+client+rule -> uses
+    P:gG:answers           hash scenario+rule -> times it answered, whoever chose it
     P:gG:active            the server-wide scenario: "s" + name, or "n" for none
     P:gG:bind              hash kind:sha256(credential) -> scenario
+    P:gG:scen              hash name -> run-time scenario (JSON)
+    P:gG:sver              version of the run-time scenarios (from P:sseq: never repeats)
 
 ``TC`` is the tenant and collection each written as ``length:text``, so no tenant, collection
 or key can spell another's key; a credential is stored only as its SHA-256.
@@ -62,10 +66,12 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 
 from .. import jsoncodec
+from . import StateUnavailable
+from .book import client_of
 from .store import Forgotten, Stored, page_of, sort_key
 
 __all__ = [
-    "StateUnavailable", "RedisState", "RedisStore", "RedisJournal", "RedisCounters", "RedisSelection",
+    "StateUnavailable", "RedisState", "RedisStore", "RedisJournal", "RedisLedger",
     "connect", "open_state", "redacted",
 ]
 
@@ -76,15 +82,6 @@ DEADLINE = 4.0  # s for a whole operation, retries included
 MAX_CONNECTIONS = 64  # per replica; more concurrent operations wait their turn (within the deadline)
 SCHEMES = ("redis", "rediss")
 _SWEEP_BATCH = 500
-
-
-class StateUnavailable(Exception):
-    """The state store cannot be reached, or did not answer in time. The message names the
-    store by its URL without the password; ``reason`` is why, without it too."""
-
-    def __init__(self, message: str, reason: str | None = None) -> None:
-        super().__init__(message)
-        self.reason = reason if reason is not None else message
 
 
 # ---------------------------------------------------------------- URLs and connections
@@ -200,6 +197,16 @@ local function clear_times(scenario, client)
     if (not scenario or s == scenario) and (not client or c == client) then redis.call('HDEL', key, f) end
   end
 end
+local function clear_answers(scenario)
+  local key = B .. 'answers'
+  if not scenario then redis.call('DEL', key) return end
+  for _, f in ipairs(redis.call('HKEYS', key)) do
+    if field(f, 1) == scenario then redis.call('HDEL', key, f) end
+  end
+end
+local function runtime_changed()
+  redis.call('SET', B .. 'sver', redis.call('INCR', P .. 'sseq'))
+end
 local function remove(t, c, k)
   local tc = pack(t) .. pack(c)
   local bodies = B .. 'b:' .. tc
@@ -313,29 +320,41 @@ return {tonumber(redis.call('GET', B .. 'jdropped') or '0'), redis.call('XRANGE'
 """,
     "journal_length": "return redis.call('XLEN', B .. 'journal')",
     "clear_journal": "redis.call('DEL', B .. 'journal', B .. 'jdropped') return 0",
-    # ARGV: P, field, times
+    # ARGV: P, counter field, times (-1: no limit), answers field
     "take": """
 local key = B .. 'times'
-if tonumber(redis.call('HGET', key, ARGV[2]) or '0') >= tonumber(ARGV[3]) then return 0 end
+local limit = tonumber(ARGV[3])
+if limit >= 0 and tonumber(redis.call('HGET', key, ARGV[2]) or '0') >= limit then return 0 end
 redis.call('HINCRBY', key, ARGV[2], 1)
+redis.call('HINCRBY', B .. 'answers', ARGV[4], 1)
 return 1
 """,
-    # ARGV: P, field
+    # ARGV: P, counter field, answers field
     "refund": """
-local key = B .. 'times'
-if tonumber(redis.call('HGET', key, ARGV[2]) or '0') <= 0 then return 0 end
-redis.call('HINCRBY', key, ARGV[2], -1)
-return 1
+local refunded = 0
+for i, key in ipairs({B .. 'times', B .. 'answers'}) do
+  if tonumber(redis.call('HGET', key, ARGV[i + 1]) or '0') > 0 then
+    redis.call('HINCRBY', key, ARGV[i + 1], -1)
+    refunded = 1
+  end
+end
+return refunded
 """,
-    "used": "return tonumber(redis.call('HGET', B .. 'times', ARGV[2]) or '0')",
-    # ARGV: P, has scenario, scenario, has client, client
-    "clear_times": """
-clear_times(ARGV[2] == '1' and ARGV[3], ARGV[4] == '1' and ARGV[5])
+    "counters": "return redis.call('HGETALL', B .. 'times')",
+    "answers": "return redis.call('HGETALL', B .. 'answers')",
+    # ARGV: P, scenario, answers too ('1' or '0')
+    "restart": """
+clear_times(ARGV[2], false)
+if ARGV[3] == '1' then clear_answers(ARGV[2]) end
 return 0
 """,
+    # ARGV: P, name, document
+    "put_scenario": "redis.call('HSET', B .. 'scen', ARGV[2], ARGV[3]) runtime_changed() return 0",
+    "drop_scenario": "redis.call('HDEL', B .. 'scen', ARGV[2]) runtime_changed() return 0",
+    "runtime": "return {tonumber(redis.call('GET', B .. 'sver') or '0'), redis.call('HGETALL', B .. 'scen')}",
     # ARGV: P, binding field, ...
     "lookup": """
-local out = {redis.call('GET', B .. 'active')}
+local out = {redis.call('GET', B .. 'active'), tonumber(redis.call('GET', B .. 'sver') or '0')}
 for i = 2, #ARGV do out[#out + 1] = redis.call('HGET', B .. 'bind', ARGV[i]) end
 return out
 """,
@@ -364,9 +383,14 @@ for i = 1, #all, 2 do
   end
 end
 clear_times(ARGV[2], false)
+clear_answers(ARGV[2])
 return {was, unbound}
 """,
-    "clear_selection": "redis.call('DEL', B .. 'active', B .. 'bind') return 0",
+    "clear_book": """
+redis.call('DEL', B .. 'active', B .. 'bind', B .. 'times', B .. 'answers', B .. 'scen')
+runtime_changed()
+return 0
+""",
 }
 
 _TRANSIENT = ("MISCONF", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "BUSY", "LOADING")
@@ -419,11 +443,8 @@ class RedisState:
     def journal(self, limit: int = 10_000) -> RedisJournal:
         return RedisJournal(self, limit)
 
-    def counters(self) -> RedisCounters:
-        return RedisCounters(self)
-
-    def selection(self) -> RedisSelection:
-        return RedisSelection(self)
+    def ledger(self) -> RedisLedger:
+        return RedisLedger(self)
 
     async def ping(self) -> None:
         await self._guard(self.client.ping())
@@ -606,40 +627,20 @@ def _counter(scenario: str, client: str | None, rule: int | str) -> bytes:
     return _pack(scenario) + _pack(_client(client)) + str(rule).encode()
 
 
+def _answers_field(scenario: str, rule: int) -> bytes:
+    return _pack(scenario) + str(rule).encode()
+
+
 def _client(client: str | None) -> str:
     """How a counter names its client: "" for none, "=" + name otherwise (so "" is a name too)."""
     return "" if client is None else "=" + client
 
 
-class RedisCounters:
-    """``times`` counters shared by every replica: a rule with ``times: N`` answers exactly N
-    times in all, however many replicas and requests race for it.
-
-    A counter is per scenario, client (None for the server-wide choice, else the book's
-    ``kind:fingerprint``) and rule.
-    """
-
-    def __init__(self, state: RedisState) -> None:
-        self.state = state
-
-    async def take(self, scenario: str, client: str | None, rule: int | str, times: int) -> bool:
-        """Use the rule once if it has been used fewer than ``times`` times; True if it was."""
-        return bool(await self.state.run("take", _counter(scenario, client, rule), times))
-
-    async def refund(self, scenario: str, client: str | None, rule: int | str) -> bool:
-        """Give one use back (a rule that then did not answer); False when none was used."""
-        return bool(await self.state.run("refund", _counter(scenario, client, rule)))
-
-    async def used(self, scenario: str, client: str | None, rule: int | str) -> int:
-        return int(await self.state.run("used", _counter(scenario, client, rule)))
-
-    async def clear(self, scenario: str | None = None, client: str | None = None, *,
-                    every_client: bool = True) -> None:
-        """Forget counters: all of them; or a scenario's; or one client's (``every_client=False``
-        with ``client=None`` names the server-wide choice's); or both at once."""
-        by_client = client is not None or not every_client
-        await self.state.run("clear_times", int(scenario is not None), scenario or "",
-                             int(by_client), _client(client) if by_client else "")
+def _unpack(raw: bytes, at: int = 0) -> tuple[str, int]:
+    """One ``length:text`` from ``raw`` at ``at``: the text and where the next field starts."""
+    colon = raw.index(b":", at)
+    end = colon + 1 + int(raw[at:colon])
+    return _text(raw[colon + 1:end]), end
 
 
 def _sha256(credential: str) -> str:
@@ -651,46 +652,44 @@ def credential_digest(kind: str, credential: str) -> str:
     return f"{kind}:{_sha256(credential)}"
 
 
-def client_name(kind: str, credential: str) -> str:
-    """How the scenario book names a bound client: ``kind:`` and ``scenarios.fingerprint``."""
-    return f"{kind}:sha256:{_sha256(credential)[:12]}"
+class RedisLedger:
+    """The scenario book's :class:`~mockserver.state.book.Ledger` on Redis, shared by every replica.
 
-
-class RedisSelection:
-    """The server-wide scenario and client bindings, shared by every replica.
-
-    Unset (after a reset) the server-wide scenario is each replica's start-up ``default``;
-    ``set_active(None)`` chooses none at all. Bindings keep the SHA-256 of a credential, and
-    show its fingerprint (``sha256:`` and 12 hex digits, as ``scenarios.fingerprint`` does).
+    ``times`` counters are taken in one step with the check that a use is left, so a rule
+    with ``times: N`` answers exactly N times in all, however many replicas and requests race
+    for it. Bindings keep the SHA-256 of a credential and show its fingerprint. Run-time
+    scenarios are kept as documents, with a version that moves on at every change; every
+    lookup returns it, so a replica knows in the same round trip when to compile them again.
+    Unset (after a reset) the server-wide scenario is each replica's start-up ``default``.
     """
+
+    shared = True
 
     def __init__(self, state: RedisState) -> None:
         self.state = state
 
-    async def active(self, default: str | None = None) -> str | None:
-        return (await self.lookup((), default))[0]
+    async def lookup(self, credentials: Sequence[tuple[str, str]],
+                     default: str | None = None) -> tuple[str | None, list[str | None], int]:
+        found = await self.state.run("lookup", *(credential_digest(k, v) for k, v in credentials))
+        raw = found[0]
+        active = default if raw is None else (None if raw == b"n" else _text(raw[1:]))
+        return active, [None if name is None else _text(name) for name in found[2:]], int(found[1])
+
+    async def take(self, scenario: str, client: str | None, rule: int, times: int | None) -> bool:
+        return bool(await self.state.run("take", _counter(scenario, client, rule), -1 if times is None else times,
+                                         _answers_field(scenario, rule)))
+
+    async def refund(self, scenario: str, client: str | None, rule: int) -> None:
+        await self.state.run("refund", _counter(scenario, client, rule), _answers_field(scenario, rule))
 
     async def set_active(self, name: str | None) -> None:
         await self.state.run("set_active", "n" if name is None else "s" + name)
 
-    async def lookup(self, credentials: Iterable[tuple[str, str]],
-                     default: str | None = None) -> tuple[str | None, list[str | None]]:
-        """The server-wide scenario and what each (kind, credential) is bound to, in one step."""
-        found = await self.state.run("lookup", *(credential_digest(k, v) for k, v in credentials))
-        raw = found[0]
-        active = default if raw is None else (None if raw == b"n" else _text(raw[1:]))
-        return active, [None if name is None else _text(name) for name in found[1:]]
-
-    async def bind(self, kind: str, credential: str, name: str | None, client: str | None = None) -> None:
-        """Bind a client to a scenario (None unbinds it); in the same step the client's
-        ``times`` counters start afresh. ``client`` is how the counters name it
-        (``kind:fingerprint``); by default the fingerprint is computed here."""
-        client = client if client is not None else client_name(kind, credential)
+    async def bind(self, kind: str, credential: str, name: str | None) -> None:
         await self.state.run("bind", credential_digest(kind, credential), name or "", int(name is None),
-                             _client(client))
+                             _client(client_of(kind, credential)))
 
     async def bindings(self) -> list[tuple[str, str, str]]:
-        """(kind, fingerprint, scenario) of every binding, sorted."""
         flat = await self.state.run("bindings")
         out = []
         for i in range(0, len(flat), 2):
@@ -699,11 +698,39 @@ class RedisSelection:
         return sorted(out)
 
     async def forget(self, name: str) -> tuple[bool, int]:
-        """A scenario is gone: it stops being the server-wide one, no client stays bound to it and
-        its counters are forgotten, in one step. Returns (was the server-wide one, clients unbound)."""
         was, unbound = await self.state.run("forget", name)
         return bool(was), int(unbound)
 
+    async def restart(self, name: str, answers: bool = True) -> None:
+        await self.state.run("restart", name, int(answers))
+
+    async def answered(self, name: str) -> dict[int, int]:
+        flat = await self.state.run("answers")
+        out = {}
+        for i in range(0, len(flat), 2):
+            scenario, at = _unpack(flat[i])
+            if scenario == name:
+                out[int(flat[i][at:])] = int(flat[i + 1])
+        return out
+
+    async def counters(self) -> dict[tuple[str, str | None], dict[int, int]]:
+        flat = await self.state.run("counters")
+        out: dict[tuple[str, str | None], dict[int, int]] = {}
+        for i in range(0, len(flat), 2):
+            scenario, at = _unpack(flat[i])
+            client, at = _unpack(flat[i], at)
+            out.setdefault((scenario, client[1:] if client else None), {})[int(flat[i][at:])] = int(flat[i + 1])
+        return out
+
+    async def put_scenario(self, name: str, document: str) -> None:
+        await self.state.run("put_scenario", name, document)
+
+    async def drop_scenario(self, name: str) -> None:
+        await self.state.run("drop_scenario", name)
+
+    async def runtime(self) -> tuple[int, dict[str, str]]:
+        version, flat = await self.state.run("runtime")
+        return int(version), {_text(flat[i]): _text(flat[i + 1]) for i in range(0, len(flat), 2)}
+
     async def clear(self) -> None:
-        """No server-wide choice (each replica's default again) and no bindings."""
-        await self.state.run("clear_selection")
+        await self.state.run("clear_book")

@@ -1,0 +1,154 @@
+"""Several `mockserver serve` processes on one Redis answer as one mock: through the real console
+script, against a real Redis server (see redis_server.py), over real HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import aiohttp
+import pytest
+
+from redis_server import RedisServer
+
+from conftest import AUTH, minimal
+
+pytest_plugins = ["conftest_redis"]
+
+THREE = "rules:\n  - name: three-fail\n    times: 3\n    respond: {status: 500}\n"
+
+
+class Replica:
+    def __init__(self, proc: subprocess.Popen, line: str) -> None:
+        self.proc, self.line, self.url = proc, line, line.split()[2]
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(20)
+        finally:
+            self.proc.stdout.close()
+
+
+def serve(*args: str) -> Replica:
+    proc = subprocess.Popen([sys.executable, "-m", "mockserver", "serve", "--port", "0", "--log-level", "WARNING",
+                             *args], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    line = proc.stdout.readline()
+    assert line.startswith("listening on http://127.0.0.1:"), line
+    return Replica(proc, line)
+
+
+@pytest.fixture
+def scenarios(tmp_path: Path) -> Path:
+    (tmp_path / "three.yaml").write_text(THREE)
+    return tmp_path
+
+
+@pytest.fixture
+def pair(redis_url: str, redis_prefix: str, scenarios: Path) -> Iterator[tuple[Replica, Replica]]:
+    """Two processes on different ports sharing one state store."""
+    options = ("--state", redis_url, "--state-prefix", redis_prefix, "--scenarios-dir", str(scenarios),
+               "--fast-retries")
+    replicas = [serve(*options), serve(*options)]
+    yield replicas[0], replicas[1]
+    for replica in replicas:
+        replica.stop()
+
+
+async def call(session: aiohttp.ClientSession, method: str, url: str, body: Any = None,
+               headers: dict[str, str] | None = None) -> tuple[int, Any]:
+    async with session.request(method, url, json=body, headers={**AUTH, **(headers or {})}) as resp:
+        text = await resp.text()
+        return resp.status, (json.loads(text) if text else None)
+
+
+async def behave_as_one(first: str, second: str) -> None:
+    """What a client of either replica sees, checked across both (ports or workers behind one)."""
+    async with aiohttp.ClientSession() as session:
+        status, created = await call(session, "POST", f"{first}/v1/webhooks", minimal(name="Across"))
+        assert status == 201, created
+        hook = f"/v1/webhooks/{created['id']}"
+        assert await call(session, "GET", second + hook) == (200, created)
+        status, listed = await call(session, "GET", f"{second}/v1/webhooks")
+        assert status == 200 and [item["id"] for item in listed["data"]] == [created["id"]]
+        status, patched = await call(session, "PATCH", second + hook, {"name": "Renamed"})
+        assert status == 200 and patched["name"] == "Renamed"
+        assert (await call(session, "GET", first + hook))[1]["name"] == "Renamed"
+        assert (await call(session, "DELETE", second + hook))[0] == 200
+        assert (await call(session, "GET", first + hook))[0] == 404
+
+        # The journal is one: every request, whichever replica took it, oldest first, on either.
+        for base in (first, second):
+            status, journal = await call(session, "GET", f"{base}/__mock/requests")
+            assert [(e["method"], e["status"]) for e in journal["requests"]] == [
+                ("POST", 201), ("GET", 200), ("GET", 200), ("PATCH", 200), ("GET", 200), ("DELETE", 200),
+                ("GET", 404)]
+            assert all(e["headers"].get("x-api-key") != AUTH["X-API-KEY"] for e in journal["requests"])
+
+        # A `times: 3` rule answers exactly three times in all, however the requests are spread.
+        assert (await call(session, "PUT", f"{first}/__mock/scenario", {"name": "three"}))[0] == 200
+        assert (await call(session, "GET", f"{second}/__mock/scenario"))[1]["active"] == "three"
+        statuses = await asyncio.gather(*(call(session, "POST", f"{(first, second)[i % 2]}/v1/webhooks",
+                                               minimal(name=f"n{i}")) for i in range(200)))
+        assert sorted(s for s, _ in statuses).count(500) == 3
+        assert [s for s, _ in statuses].count(201) == 197
+        status, view = await call(session, "GET", f"{second}/__mock/scenarios/three")
+        assert view["rules"][0]["answered"] == 3
+
+        # A client binding made on one replica applies on the other; the key is never stored.
+        await call(session, "PUT", f"{first}/__mock/scenario", {"name": None})
+        assert (await call(session, "PUT", f"{first}/__mock/scenario",
+                           {"name": "unauthorised", "api_key": "bound-key"}))[0] == 200
+        assert (await call(session, "POST", f"{second}/v1/webhooks", minimal(),
+                           {"X-API-KEY": "bound-key"}))[0] == 401
+        assert (await call(session, "POST", f"{second}/v1/webhooks", minimal()))[0] == 201
+
+        # A scenario added at run time on one replica answers on the other at once.
+        async with session.put(f"{second}/__mock/scenarios/teapot", data="rules:\n  - respond: {status: 404}\n",
+                               headers={**AUTH, "Content-Type": "application/yaml"}) as resp:
+            assert resp.status == 201, await resp.text()
+        status, _ = await call(session, "GET", f"{first}/v1/webhooks/whk_x", headers={"X-Mock-Scenario": "teapot"})
+        assert status == 404
+        assert "teapot" in [s["name"] for s in (await call(session, "GET", f"{first}/__mock/scenarios"))[1]["scenarios"]]
+
+        # A reset on one is a reset on every replica.
+        assert (await call(session, "POST", f"{second}/__mock/reset"))[0] == 200
+        status, journal = await call(session, "GET", f"{first}/__mock/requests")
+        assert journal["requests"] == []
+        assert (await call(session, "GET", f"{first}/v1/webhooks"))[1]["data"] == []
+        assert (await call(session, "POST", f"{first}/v1/webhooks", minimal(), {"X-API-KEY": "bound-key"}))[0] == 201
+        status, _ = await call(session, "GET", f"{first}/v1/webhooks/whk_x", headers={"X-Mock-Scenario": "teapot"})
+        assert status == 400  # the run-time scenario went with the reset, on the replica that did not reset
+
+
+async def test_two_processes_on_one_state_store_behave_as_one_mock(pair):
+    first, second = pair
+    await behave_as_one(first.url, second.url)
+
+
+async def test_two_workers_behind_one_port_behave_as_one_mock(redis_url, redis_prefix, scenarios):
+    replica = serve("--workers", "2", "--state", redis_url, "--state-prefix", redis_prefix,
+                    "--scenarios-dir", str(scenarios))
+    try:
+        workers = [int(pid) for pid in replica.line.partition("pids ")[2].strip().rstrip(")").split()]
+        assert len(workers) == 2 and all(_alive(pid) for pid in workers)
+        await behave_as_one(replica.url, replica.url)
+    finally:
+        assert replica.stop() == 0
+    assert not any(_alive(pid) for pid in workers)  # SIGTERM reached every worker
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
