@@ -6,8 +6,9 @@ when that one is missing, in this order: ``$MOCKSERVER_REDIS_SERVER``, the ``red
 wheel's ``redis-server``, and ``redis-server``/``valkey-server`` on the PATH (Debian's
 ``apt-get install redis-server``).
 
-Nothing is persisted (``--save '' --appendonly no``): a stopped server comes back empty, the
-way a replacement Redis would.
+Nothing is persisted (``--save '' --appendonly no``) unless asked for: a stopped server comes
+back empty, the way a replacement Redis would; with ``persist=True`` it comes back with every
+write it acknowledged, the way a restarted one would.
 """
 
 from __future__ import annotations
@@ -70,12 +71,15 @@ class ServerNotFound(RuntimeError):
 class RedisServer:
     """One server process: :meth:`start` (again on the same port after :meth:`stop`), :meth:`close`."""
 
-    def __init__(self, password: str | None = None, binary: Path | None = None) -> None:
+    def __init__(self, password: str | None = None, binary: Path | None = None, persist: bool = False) -> None:
         found = binary or server_binary()
         if found is None:
             raise ServerNotFound(HOW_TO_GET_ONE)
         self.binary = found
         self.password = password
+        # Persisting: every write is in the append-only file before it is answered, and a restart
+        # on the same directory reads it back, as a production Redis would keep its data.
+        self.persist = persist
         self.port: int | None = None
         self.directory = Path(tempfile.mkdtemp(prefix="mockserver-redis-"))
         self.process: subprocess.Popen[bytes] | None = None
@@ -98,7 +102,8 @@ class RedisServer:
         raise RuntimeError(f"{self.binary} did not start:\n{self._log()}")
 
     def _try(self, port: int, timeout: float) -> bool:
-        args = [str(self.binary), "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+        persisted = ["--appendonly", "yes", "--appendfsync", "always"] if self.persist else ["--appendonly", "no"]
+        args = [str(self.binary), "--port", str(port), "--bind", "127.0.0.1", "--save", "", *persisted,
                 "--dir", str(self.directory), "--daemonize", "no", "--logfile", str(self.directory / "server.log")]
         if self.password:
             args += ["--requirepass", self.password]

@@ -152,3 +152,100 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+# ---------------------------------------------------------------- faults
+
+
+def test_workers_without_a_shared_state_store_are_refused_with_one_line():
+    result = subprocess.run([sys.executable, "-m", "mockserver", "serve", "--port", "0", "--workers", "2"],
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.count("\n") == 1 and "--workers 2 needs --state" in result.stderr
+
+
+def test_an_unreachable_state_store_stops_start_up_naming_it_without_its_password():
+    from redis_server import free_port
+
+    port = free_port()
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, "-m", "mockserver", "serve", "--port", "0", "--state",
+                             f"redis://:hunter2-secret@127.0.0.1:{port}/3"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert f"cannot reach the state store at redis://127.0.0.1:{port}/3" in result.stderr
+    assert "hunter2" not in result.stderr and "Traceback" not in result.stderr
+    assert time.monotonic() - started < 15
+
+
+async def create_many(session: aiohttp.ClientSession, bases: list[str], until: float,
+                      acknowledged: list[tuple[str, str]], statuses: list[int]) -> None:
+    """Create webhooks, round robin over ``bases``, until the time is up; keep what was answered 201."""
+    i = 0
+    while time.monotonic() < until:
+        base = bases[i % len(bases)]
+        i += 1
+        try:
+            async with session.post(f"{base}/v1/webhooks", json=minimal(name=f"n{i}"), headers=AUTH) as resp:
+                body = await resp.json(content_type=None)
+                statuses.append(resp.status)
+                if resp.status == 201:
+                    acknowledged.append((body["id"], resp.headers["X-REQUEST-ID"]))
+        except (aiohttp.ClientError, asyncio.TimeoutError):
+            statuses.append(0)  # the connection died with its process: nothing was acknowledged
+            await asyncio.sleep(0.01)
+
+
+async def all_kept(session: aiohttp.ClientSession, base: str, acknowledged: list[tuple[str, str]]) -> None:
+    """Every acknowledged create is in the store and the journal, seen from ``base``."""
+    status, journal = await call(session, "GET", f"{base}/__mock/requests")
+    journaled = {e["request_id"] for e in journal["requests"]}
+    missing = [rid for _, rid in acknowledged if rid not in journaled]
+    assert not missing, f"{len(missing)} acknowledged request(s) not in the journal"
+    statuses = await asyncio.gather(*(call(session, "GET", f"{base}/v1/webhooks/{hook}") for hook, _ in acknowledged))
+    assert [s for s, _ in statuses].count(200) == len(acknowledged)
+
+
+async def test_a_replica_killed_under_load_loses_nothing_it_acknowledged(pair):
+    first, second = pair
+    acknowledged: list[tuple[str, str]] = []
+    statuses: list[int] = []
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+        until = time.monotonic() + 3
+        load = [asyncio.create_task(create_many(session, [first.url, second.url], until, acknowledged, statuses))
+                for _ in range(8)]
+        await asyncio.sleep(1.2)
+        first.proc.send_signal(signal.SIGKILL)
+        await asyncio.gather(*load)
+        assert first.proc.wait(10) == -signal.SIGKILL
+        assert statuses.count(0) >= 1 and len(acknowledged) > 50  # it really died mid-load
+        assert set(statuses) <= {0, 201}
+        await all_kept(session, second.url, acknowledged)
+
+
+async def test_a_lost_state_store_is_a_503_then_serving_resumes_by_itself_with_nothing_lost(redis_prefix):
+    server = RedisServer(persist=True).start()
+    replica = serve("--state", server.url, "--state-prefix", redis_prefix)
+    try:
+        acknowledged: list[tuple[str, str]] = []
+        statuses: list[int] = []
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15)) as session:
+            await create_many(session, [replica.url], time.monotonic() + 0.5, acknowledged, statuses)
+            server.stop()
+            for method, path in (("GET", "/v1/webhooks"), ("POST", "/v1/webhooks"), ("GET", "/__mock/requests")):
+                started = time.monotonic()
+                async with session.request(method, replica.url + path, json=minimal(), headers=AUTH) as resp:
+                    body = await resp.json()
+                    assert resp.status == 503, body
+                    assert (body["type"], body["code"]) == ("API_ERROR", "INTERNAL_ERROR")
+                    assert "state store is unreachable" in body["message"]
+                assert time.monotonic() - started < 6  # a short bounded wait, never a hang
+            server.start()
+            assert (await call(session, "GET", f"{replica.url}/v1/webhooks"))[0] == 200
+            await create_many(session, [replica.url], time.monotonic() + 0.3, acknowledged, statuses)
+            assert set(statuses) == {201} and acknowledged
+            await all_kept(session, replica.url, acknowledged)
+        assert replica.proc.poll() is None
+    finally:
+        replica.stop()
+        server.close()
