@@ -14,6 +14,7 @@ jsonschema, faker) inside the fixtures and methods that need it.
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
@@ -30,6 +31,8 @@ _OPTIONS = (
     ("scenarios_dir", "scenario directories for the mockserver fixture, comma-separated (repeatable); loaded "
                       "beside the bundled library"),
     ("seed", "seed making the mockserver fixture's bodies reproducible"),
+    ("state", "Redis URL (redis://HOST:PORT/DB) holding the mockserver fixture's run-time state; each test "
+              "process (xdist worker) keeps its own key prefix there (default: in memory)"),
 )
 _REPEATABLE = {"scenarios_dir"}
 _NO_BUNDLED = "leave the bundled scenario library out of the mockserver fixture"
@@ -86,6 +89,9 @@ def _settings(config: pytest.Config) -> dict[str, Any]:
         # The bundled library is written for the bundled contract: with another, only the user's.
         "bundled_scenarios": not no_bundled and not openapi,
         "seed": int(seed) if seed is not None else None,
+        "state": _option(config, "state") or None,
+        # One prefix per test process: xdist workers, and two runs sharing one server, never meet.
+        "state_prefix": f"mockserver-pytest-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}-{os.getpid()}",
     }
 
 

@@ -9,6 +9,8 @@ import pytest
 
 from conftest import SCENARIOS
 
+pytest_plugins = ["conftest_redis"]  # redis_url: a real server for the state setting
+
 
 HELPERS = '''
 import json, urllib.error, urllib.request
@@ -393,3 +395,33 @@ def test_a_session_that_never_asks_for_the_fixture_loads_no_server_code(suite):
             assert [m for m in {HEAVY[3:]!r} if m in sys.modules] == []
     ''')
     suite.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
+
+
+def test_isolation_holds_under_xdist_with_state_on_redis(suite, redis_url):
+    import redis
+
+    suite.makepyfile(test_shared='''
+        import pytest
+        from helpers import post, HOOK, KEY
+
+        @pytest.mark.parametrize("i", range(8))
+        def test_isolated(mockserver, i):
+            assert mockserver.requests == []
+            mockserver.when("POST", "/v1/webhooks").respond(403 if i % 2 else 500, times=1)
+            assert post(mockserver.url, HOOK, KEY)[0] == (403 if i % 2 else 500)
+            status, hook = post(mockserver.url, HOOK, KEY)
+            assert status == 201
+            assert len(mockserver.requests) == 2
+            mockserver.assert_called(times=1, path="/v1/webhooks", status=201)
+    ''')
+    suite.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2", f"--mockserver-state={redis_url}",
+                               ).assert_outcomes(passed=8)
+    client = redis.Redis.from_url(redis_url)
+    try:
+        prefixes = {key.split(b":")[0] for key in client.scan_iter(match="mockserver-pytest-*")}
+        # One prefix per xdist worker, each its own run: the state was on Redis, not in memory.
+        assert sorted(p.split(b"-")[2] for p in prefixes) == [b"gw0", b"gw1"]
+        for key in list(client.scan_iter(match="mockserver-pytest-*")):
+            client.delete(key)
+    finally:
+        client.close()
