@@ -265,7 +265,7 @@ async def list_deliveries(request: web.Request) -> web.Response:
     A line names its tenant as the platform id or a credential's fingerprint, never the credential."""
     webhook = request.query.get("webhook_id")
     deliveries = request.app[MOCK].deliveries
-    return answer(request, 200, {"deliveries": deliveries.snapshot(webhook), "webhooks": deliveries.lines(webhook)})
+    return answer(request, 200, {"deliveries": await deliveries.snapshot(webhook), "webhooks": await deliveries.lines(webhook)})
 
 
 async def list_scenarios(request: web.Request) -> web.Response:

@@ -221,12 +221,12 @@ async def webhooks(request: web.Request) -> web.Response:
     tenancy = mock.contract.tenancy_header
     if spec is None:
         return answer(request, 200, {"webhooks": [], "event_types": [], "tenancy_header": tenancy, "signing": None})
-    lines = {(line["tenant"], line["webhook_id"]): line for line in deliveries.lines()}
+    lines = {(line["tenant"], line["webhook_id"]): line for line in await deliveries.lines()}
     hidden = {spec.secrets.current, spec.secrets.previous}
     scrub = mock.journal.secrets.scrub
     out = []
     for tenant, stored in await mock.engine.store.everywhere(spec.collection):
-        body = mock.engine.present(tenant, spec.collection, dict(stored.body))
+        body = await mock.engine.present(tenant, spec.collection, dict(stored.body))
         webhook_id = str(body.get(spec.fields.id))
         line = lines.get((tenant, webhook_id)) or {}
         out.append({
@@ -265,7 +265,7 @@ async def release(request: web.Request) -> web.Response:
     if spec is None:
         return failure(request, problem(409, message="This contract delivers no events"))
     tenant = request.query.get("tenant")
-    boxed = [line for line in deliveries.lines(webhook_id)
+    boxed = [line for line in await deliveries.lines(webhook_id)
              if line["penalty_box"] is not None and (tenant is None or line["tenant"] == tenant)]
     if not boxed:
         return failure(request, problem(409, message=f"Webhook {webhook_id!r} is not in the penalty box"))

@@ -119,7 +119,7 @@ class Engine:
         # Named actions (async) and presenters (collection -> fills in server-managed fields):
         # given by the owners of that behaviour and state (see lifecycle.install).
         self.actions: dict[str, Callable[[ActionCall], Awaitable[tuple[int, Any] | ApiProblem]]] = {}
-        self.presenters: dict[str, Callable[[str, dict[str, Any]], dict[str, Any]]] = {}
+        self.presenters: dict[str, Callable[[str, list[dict[str, Any]]], Awaitable[None]]] = {}
         memo: dict[int, frozenset[str]] = {}
         self.write_only = {
             op.operation_id: sorted(flagged_properties(op.request_body.schema, "writeOnly", memo))
@@ -260,7 +260,7 @@ class Engine:
                     secrets = {k: body[k] for k in self.write_only[op.operation_id]
                                if isinstance(body, dict) and k in body}
                     await self.store.put(tenant, behaviour.collection, key, out, secrets)
-                out = self.present(tenant, behaviour.collection, out)
+                out = await self.present(tenant, behaviour.collection, out)
             return status, out
         if behaviour.kind == "data":
             return status, copy.deepcopy(behaviour.data)
@@ -272,11 +272,11 @@ class Engine:
         if behaviour.key and stored is None:
             return problem(404, RESOURCE_NOT_FOUND, f"No {behaviour.collection} with id {key!r} here")
         if behaviour.kind == "read":
-            return status, self.present(tenant, behaviour.collection, stored.body)
+            return status, await self.present(tenant, behaviour.collection, stored.body)
         if behaviour.kind == "delete":
             if self.epoch.current(req.generation):
                 await self.store.delete(tenant, behaviour.collection, key)
-            return status, self.present(tenant, behaviour.collection, stored.body)
+            return status, await self.present(tenant, behaviour.collection, stored.body)
         if behaviour.kind == "update":
             changed = dict(stored.body)
             secrets: dict[str, Any] = {}
@@ -289,16 +289,18 @@ class Engine:
                         secrets[name] = body[name]
             if self.epoch.current(req.generation):
                 await self.store.put(tenant, behaviour.collection, key, changed, secrets)
-            return status, self.present(tenant, behaviour.collection, changed)
+            return status, await self.present(tenant, behaviour.collection, changed)
         action = self.actions.get(behaviour.action or "")
         if action is None:
             return problem(500, message=f"No action {behaviour.action!r} is available in this mock")
         return await action(ActionCall(self, op, tenant, key, stored, body, status, req))
 
-    def present(self, tenant: str, collection: str, body: dict[str, Any]) -> dict[str, Any]:
+    async def present(self, tenant: str, collection: str, body: dict[str, Any]) -> dict[str, Any]:
         """A stored body as answered: the owners of server-managed state fill in their fields."""
         presenter = self.presenters.get(collection)
-        return presenter(tenant, body) if presenter is not None else body
+        if presenter is not None:
+            await presenter(tenant, [body])
+        return body
 
     async def _list(self, tenant: str, behaviour: Any, req: MockRequest) -> Any:
         page = behaviour.page
@@ -309,7 +311,9 @@ class Engine:
         order = req.query.get(page.order_param) if page.order_param else None
         descending = page.direction_param is not None and req.query.get(page.direction_param, "").lower() == "desc"
         chosen, pages = await self.store.page(tenant, behaviour.collection, number, limit, order or None, descending)
-        chosen = [self.present(tenant, behaviour.collection, item) for item in chosen]
+        presenter = self.presenters.get(behaviour.collection)
+        if presenter is not None:
+            await presenter(tenant, chosen)  # one look for the whole page
         if not page.items:  # the answer is the array itself
             return chosen
 

@@ -189,9 +189,12 @@ class Deliveries:
         for tenant, body in hooks:
             if _selects(spec, body, event_type):
                 webhook_id = str(body.get(spec.fields.id))
-                self._enqueue(self._state(tenant, webhook_id), event)
+                await self._queue(tenant, webhook_id, event)
                 targets.append(webhook_id)
         return {"event_id": event.event_id, "type": event_type, "webhooks": targets}
+
+    async def _queue(self, tenant: str, webhook_id: str, event: _Event) -> None:
+        self._enqueue(self._state(tenant, webhook_id), event)
 
     def _event(self, event_type: str, generation: int, data: dict[str, Any] | None = None) -> _Event:
         """An event with its envelope; ``data`` is merged over a generated resource of its kind.
@@ -256,7 +259,10 @@ class Deliveries:
                 if not self._live(state, event.generation):
                     continue
                 try:
-                    await self._deliver(state, event)
+                    failed = await self._deliver(state.tenant, state.webhook_id, event,
+                                                 lambda: self._live(state, event.generation))
+                    if failed is not None:
+                        self._enter_box(state, event, failed.cause)
                 except asyncio.CancelledError:
                     raise
                 except Exception:  # one bad event must not stop this webhook's line
@@ -266,23 +272,23 @@ class Deliveries:
             if state.worker is asyncio.current_task():
                 state.worker = None
 
-    async def _deliver(self, state: WebhookState, event: _Event) -> None:
-        """Up to the contract's attempts (each with the webhook as it is then); then the penalty box."""
+    async def _deliver(self, tenant: str, webhook_id: str, event: _Event,
+                       live: Callable[[], bool]) -> _Outcome | None:
+        """Up to the contract's attempts (each with the webhook as it is then); the last failure
+        when every attempt failed (the event then belongs in the penalty box), else None."""
         spec = self._spec
         attempts = spec.retries.attempts
         outcome: _Outcome | None = None
         for attempt in range(1, attempts + 1):
-            stored = await self.engine.store.get(state.tenant, spec.collection, state.webhook_id)
-            if (stored is None or stored.body.get(spec.fields.active) is False
-                    or not self._live(state, event.generation)):
-                return
+            stored = await self.engine.store.get(tenant, spec.collection, webhook_id)
+            if stored is None or stored.body.get(spec.fields.active) is False or not live():
+                return None
             outcome = await self._post(stored.body, stored.secrets, event, attempt, event.generation)
-            if outcome.ok or outcome.refused or not self._live(state, event.generation):
-                return
+            if outcome.ok or outcome.refused or not live():
+                return None
             if attempt < attempts:
                 await asyncio.sleep(self._backoff(attempt))
-        if outcome is not None:
-            self._enter_box(state, event, outcome.cause)
+        return outcome
 
     def _backoff(self, attempt: int) -> float:
         return self._spec.retries.delay(attempt) * (FAST_RETRY_SCALE if self.fast_retries else 1.0)
@@ -301,20 +307,22 @@ class Deliveries:
         at = datetime.now(timezone.utc) + timedelta(seconds=self._backoff(attempts + 1))
         return at.replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
-    def present(self, tenant: str, body: dict[str, Any]) -> dict[str, Any]:
-        """A webhook as answered: the penalty box as this owner knows it, whatever the body says."""
-        spec = self._spec
-        box = spec.penalty_box
-        state = self.states.get((tenant, str(body.get(spec.fields.id))))
-        if state is None or state.held is None:
-            body[box.since] = None
-            body[box.data] = None
-        else:
-            held = {"retryCount": state.retry_count, "retryAt": state.retry_at, "cause": state.cause,
-                    "payload": state.held.payload.decode()}
-            body[box.since] = state.boxed_since
-            body[box.data] = {name: held[role] for role, name in box.fields}
-        return body
+    async def present(self, tenant: str, bodies: list[dict[str, Any]]) -> None:
+        """Webhooks as answered: the penalty box as this owner knows it, whatever the bodies say."""
+        id_field = self._spec.fields.id
+        for body in bodies:
+            state = self.states.get((tenant, str(body.get(id_field))))
+            if state is None or state.held is None:
+                self._fill_box(body, None, None)
+            else:
+                self._fill_box(body, state.boxed_since, {
+                    "retryCount": state.retry_count, "retryAt": state.retry_at, "cause": state.cause,
+                    "payload": state.held.payload.decode()})
+
+    def _fill_box(self, body: dict[str, Any], since: str | None, held: dict[str, Any] | None) -> None:
+        box = self._spec.penalty_box
+        body[box.since] = since
+        body[box.data] = None if held is None else {name: held[role] for role, name in box.fields}
 
     def forget(self, tenant: str, collection: str, key: str) -> None:
         """A resource left the store (deleted or evicted): a webhook's line ends with it."""
@@ -361,7 +369,7 @@ class Deliveries:
                 webhook_id=str(hook.get(spec.fields.id)), event_id=event.event_id, event_type=event.type, attempt=attempt,
                 status=status, error=error, refused=refusal is not None,
                 latency_ms=round((time.perf_counter() - started) * 1000, 3), at=_now(), headers=shown)
-            self.attempts.append(recorded)
+            await self._record(recorded)
             if self.on_attempt is not None:
                 self.on_attempt(recorded)
         cause = error or f"HTTP {status}"
@@ -459,10 +467,13 @@ class Deliveries:
 
     # -------------------------------------------------------------- admin
 
-    def snapshot(self, webhook_id: str | None = None) -> list[dict[str, Any]]:
+    async def _record(self, attempt: Attempt) -> None:
+        self.attempts.append(attempt)
+
+    async def snapshot(self, webhook_id: str | None = None) -> list[dict[str, Any]]:
         return [asdict(a) for a in list(self.attempts) if webhook_id is None or a.webhook_id == webhook_id]
 
-    def lines(self, webhook_id: str | None = None) -> list[dict[str, Any]]:
+    async def lines(self, webhook_id: str | None = None) -> list[dict[str, Any]]:
         """Each webhook's delivery line: what waits, what was dropped, whether it is boxed."""
         out = []
         for state in list(self.states.values()):
@@ -583,7 +594,7 @@ def install(engine: Engine, deliveries: Deliveries) -> None:
     async def keep(call: ActionCall, hook: dict[str, Any]) -> tuple[int, Any]:
         if engine.epoch.current(call.request.generation):
             await engine.store.put(call.tenant, collection, call.key, hook)
-        return call.status, engine.present(call.tenant, collection, hook)
+        return call.status, await engine.present(call.tenant, collection, hook)
 
     async def roll(call: ActionCall) -> tuple[int, Any]:
         hook = dict(call.stored.body)

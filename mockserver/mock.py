@@ -141,7 +141,9 @@ def _tell(bus: Bus, kind: str, read: Callable[[], Awaitable[Any]]) -> None:
         return
 
     async def tell() -> None:
-        bus.publish(kind, await read())
+        told = await read()
+        if told is not None:  # nothing to tell any more (a reset came in between)
+            bus.publish(kind, told)
 
     task = asyncio.get_running_loop().create_task(tell())
     _telling.add(task)
@@ -154,17 +156,19 @@ _telling: set[asyncio.Task[None]] = set()
 def _announcer(deliveries: Deliveries, bus: Bus) -> Callable[[Attempt], None]:
     """Tells the bus of each delivery attempt (``delivery``), with the webhook's line.
 
-    A webhook's penalty box changes in the same step as the attempt that decides it (no await
-    in between), so the event, built once the loop gets to it, shows the line as it is after
-    that step. An attempt recorded before a reset is not announced after it.
+    The event is built once the loop gets to it, after the step that recorded the attempt (and
+    put the webhook in the penalty box, if it did), so it shows the line as it is after that step.
+    An attempt recorded before a reset is not announced after it.
     """
-    def announce(attempt: Attempt, generation: int) -> None:
-        if deliveries.epoch.current(generation):
-            lines = deliveries.lines(attempt.webhook_id)
-            bus.publish("delivery", {"attempt": asdict(attempt), "webhook": lines[0] if lines else None})
-
     def heard(attempt: Attempt) -> None:
-        if bus.listening:
-            asyncio.get_running_loop().call_soon(announce, attempt, deliveries.epoch.value)
+        generation = deliveries.epoch.value
+
+        async def event() -> dict[str, Any] | None:
+            if not deliveries.epoch.current(generation):
+                return None
+            lines = await deliveries.lines(attempt.webhook_id)
+            return {"attempt": asdict(attempt), "webhook": lines[0] if lines else None}
+
+        _tell(bus, "delivery", event)
 
     return heard

@@ -71,7 +71,7 @@ from .book import client_of
 from .store import Forgotten, Stored, page_of, sort_key
 
 __all__ = [
-    "StateUnavailable", "RedisState", "RedisStore", "RedisJournal", "RedisLedger",
+    "StateUnavailable", "RedisState", "RedisStore", "RedisJournal", "RedisLedger", "RedisDeliveryLines",
     "connect", "open_state", "redacted",
 ]
 
@@ -391,6 +391,124 @@ redis.call('DEL', B .. 'active', B .. 'bind', B .. 'times', B .. 'answers', B ..
 runtime_changed()
 return 0
 """,
+    # Deliveries. W (ARGV[2]) is a webhook: tenant and id, packed. Its line is d:W (hash: held,
+    # since, count, retry_at, cause, dropped), its queue q:W (list), its lease l:W (the holder).
+    # ARGV: P, W, event, queue limit
+    "enqueue": """
+local W = ARGV[2]
+redis.call('SADD', B .. 'dhooks', W)
+if redis.call('LLEN', B .. 'q:' .. W) >= tonumber(ARGV[4]) then
+  return redis.call('HINCRBY', B .. 'd:' .. W, 'dropped', 1) * -1
+end
+redis.call('RPUSH', B .. 'q:' .. W, ARGV[3])
+redis.call('SADD', B .. 'dpending', W)
+return 1
+""",
+    # Take the lease of a line with something to send and nothing held. ARGV: P, W, me, ttl ms
+    "claim": """
+local W = ARGV[2]
+if redis.call('HEXISTS', B .. 'd:' .. W, 'held') == 1 or redis.call('LLEN', B .. 'q:' .. W) == 0 then
+  redis.call('SREM', B .. 'dpending', W)
+  return 0
+end
+local lease = B .. 'l:' .. W
+local holder = redis.call('GET', lease)
+if holder and holder ~= ARGV[3] then return 0 end
+redis.call('SET', lease, ARGV[3], 'PX', ARGV[4])
+return 1
+""",
+    # The event at the head of the line, while the lease is mine (renewed); false otherwise.
+    # ARGV: P, W, me, ttl ms
+    "head": """
+local W = ARGV[2]
+local lease = B .. 'l:' .. W
+if redis.call('GET', lease) ~= ARGV[3] then return false end
+if redis.call('HEXISTS', B .. 'd:' .. W, 'held') == 1 then return false end
+local event = redis.call('LINDEX', B .. 'q:' .. W, 0)
+if not event then
+  redis.call('SREM', B .. 'dpending', W)
+  return false
+end
+redis.call('PEXPIRE', lease, ARGV[4])
+return event
+""",
+    # ARGV: P, W, me, ttl ms: keep the lease while a long delivery is under way; 0 if it was lost
+    "renew": """
+local lease = B .. 'l:' .. ARGV[2]
+if redis.call('GET', lease) ~= ARGV[3] then return 0 end
+redis.call('PEXPIRE', lease, ARGV[4])
+return 1
+""",
+    # The head was delivered (or dropped): it leaves the queue. ARGV: P, W, me, event
+    "ack": """
+local W = ARGV[2]
+if redis.call('GET', B .. 'l:' .. W) ~= ARGV[3] then return 0 end
+if redis.call('LINDEX', B .. 'q:' .. W, 0) ~= ARGV[4] then return 0 end
+redis.call('LPOP', B .. 'q:' .. W)
+return 1
+""",
+    # The head failed every attempt: it moves into the penalty box, in one step.
+    # ARGV: P, W, me, event, since, count, retry_at, cause
+    "box": """
+local W = ARGV[2]
+if redis.call('GET', B .. 'l:' .. W) ~= ARGV[3] then return 0 end
+if redis.call('LINDEX', B .. 'q:' .. W, 0) ~= ARGV[4] then return 0 end
+redis.call('LPOP', B .. 'q:' .. W)
+redis.call('HSET', B .. 'd:' .. W, 'held', ARGV[4], 'since', ARGV[5], 'count', ARGV[6], 'retry_at', ARGV[7],
+           'cause', ARGV[8])
+redis.call('SREM', B .. 'dpending', W)
+return 1
+""",
+    # ARGV: P, W, me
+    "let_go": """
+if redis.call('GET', B .. 'l:' .. ARGV[2]) == ARGV[3] then redis.call('DEL', B .. 'l:' .. ARGV[2]) end
+return 0
+""",
+    # One release at a time, whichever replica: ARGV: P, W, ttl ms. 1: this caller sends; 0: another
+    # is sending; -1: nothing is held.
+    "start_release": """
+local W = ARGV[2]
+if redis.call('HEXISTS', B .. 'd:' .. W, 'held') == 0 then return -1 end
+if not redis.call('SET', B .. 'r:' .. W, '1', 'NX', 'PX', ARGV[3]) then return 0 end
+return 1
+""",
+    # ARGV: P, W, held event, ok ('1' or '0'), count, retry_at, cause
+    "end_release": """
+local W = ARGV[2]
+redis.call('DEL', B .. 'r:' .. W)
+if redis.call('HGET', B .. 'd:' .. W, 'held') ~= ARGV[3] then return 0 end
+if ARGV[4] == '1' then
+  redis.call('HDEL', B .. 'd:' .. W, 'held', 'since', 'count', 'retry_at', 'cause')
+  if redis.call('LLEN', B .. 'q:' .. W) > 0 then redis.call('SADD', B .. 'dpending', W) end
+else
+  redis.call('HSET', B .. 'd:' .. W, 'count', ARGV[5], 'retry_at', ARGV[6], 'cause', ARGV[7])
+end
+return 1
+""",
+    "pending": "return redis.call('SMEMBERS', B .. 'dpending')",
+    # ARGV: P, W...: each line as a flat hash, its queue's length, and whether a lease or a release holds it
+    "lines": """
+local out = {}
+local hooks = {}
+if #ARGV > 1 then for i = 2, #ARGV do hooks[#hooks + 1] = ARGV[i] end
+else hooks = redis.call('SMEMBERS', B .. 'dhooks') end
+for _, W in ipairs(hooks) do
+  local busy = redis.call('EXISTS', B .. 'l:' .. W) + redis.call('EXISTS', B .. 'r:' .. W)
+  out[#out + 1] = {W, redis.call('HGETALL', B .. 'd:' .. W), redis.call('LLEN', B .. 'q:' .. W), busy}
+end
+return out
+""",
+    # A webhook is gone: its line ends with it. ARGV: P, W
+    "end_line": """
+local W = ARGV[2]
+redis.call('DEL', B .. 'd:' .. W, B .. 'q:' .. W, B .. 'l:' .. W, B .. 'r:' .. W)
+redis.call('SREM', B .. 'dhooks', W)
+redis.call('SREM', B .. 'dpending', W)
+return 0
+""",
+    # ARGV: P, limit, attempt (JSON)
+    "attempt": "redis.call('XADD', B .. 'attempts', 'MAXLEN', ARGV[2], '*', 'e', ARGV[3]) return 0",
+    "attempts": "return redis.call('XRANGE', B .. 'attempts', '-', '+')",
 }
 
 _TRANSIENT = ("MISCONF", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "BUSY", "LOADING")
@@ -445,6 +563,9 @@ class RedisState:
 
     def ledger(self) -> RedisLedger:
         return RedisLedger(self)
+
+    def delivery_lines(self, me: str, attempts_limit: int = 10_000) -> RedisDeliveryLines:
+        return RedisDeliveryLines(self, me, attempts_limit)
 
     async def ping(self) -> None:
         await self._guard(self.client.ping())
@@ -734,3 +855,80 @@ class RedisLedger:
 
     async def clear(self) -> None:
         await self.state.run("clear_book")
+
+
+def webhook_key(tenant: str, webhook_id: str) -> bytes:
+    """How the delivery scripts name one webhook's line."""
+    return _pack(tenant) + _pack(webhook_id)
+
+
+def _webhook_of(key: bytes) -> tuple[str, str]:
+    tenant, at = _unpack(key)
+    webhook_id, _ = _unpack(key, at)
+    return tenant, webhook_id
+
+
+class RedisDeliveryLines:
+    """Every webhook's delivery line on Redis, shared by every replica: its queue of events (in
+    order), the event held in the penalty box with the box's fields, what was dropped, and a
+    lease naming the one replica that delivers it now. A holder that dies stops renewing its
+    lease, and once it expires another replica claims the line and sends the head event again:
+    deliveries are at least once, in order, one replica at a time. Events are opaque text here.
+    """
+
+    def __init__(self, state: RedisState, me: str, attempts_limit: int = 10_000) -> None:
+        self.state = state
+        self.me = me  # this replica, as a lease names its holder
+        self.attempts_limit = max(1, attempts_limit)
+
+    async def enqueue(self, tenant: str, webhook_id: str, event: str, limit: int) -> int:
+        """1 when queued; else minus the line's dropped count (the queue was full)."""
+        return int(await self.state.run("enqueue", webhook_key(tenant, webhook_id), event, limit))
+
+    async def claim(self, key: bytes, ttl_ms: int) -> bool:
+        return bool(await self.state.run("claim", key, self.me, ttl_ms))
+
+    async def head(self, key: bytes, ttl_ms: int) -> str | None:
+        raw = await self.state.run("head", key, self.me, ttl_ms)
+        return None if raw is None else _text(raw)
+
+    async def renew(self, key: bytes, ttl_ms: int) -> bool:
+        return bool(await self.state.run("renew", key, self.me, ttl_ms))
+
+    async def ack(self, key: bytes, event: str) -> bool:
+        return bool(await self.state.run("ack", key, self.me, event))
+
+    async def box(self, key: bytes, event: str, since: str, count: int, retry_at: str, cause: str) -> bool:
+        return bool(await self.state.run("box", key, self.me, event, since, count, retry_at, cause))
+
+    async def let_go(self, key: bytes) -> None:
+        await self.state.run("let_go", key, self.me)
+
+    async def start_release(self, key: bytes, ttl_ms: int) -> int:
+        return int(await self.state.run("start_release", key, ttl_ms))
+
+    async def end_release(self, key: bytes, held: str, ok: bool, count: int, retry_at: str, cause: str) -> None:
+        await self.state.run("end_release", key, held, int(ok), count, retry_at, cause)
+
+    async def pending(self) -> list[bytes]:
+        return list(await self.state.run("pending"))
+
+    async def lines(self, keys: Sequence[bytes] = ()) -> list[dict[str, Any]]:
+        """Each line (all, or those of ``keys``): tenant, webhook_id, queued, dropped, busy, and the
+        box's fields (held, since, count, retry_at, cause) when one is held."""
+        out = []
+        for key, flat, queued, busy in await self.state.run("lines", *keys):
+            tenant, webhook_id = _webhook_of(key)
+            fields = {_text(flat[i]): _text(flat[i + 1]) for i in range(0, len(flat), 2)}
+            out.append({"tenant": tenant, "webhook_id": webhook_id, "queued": int(queued),
+                        "busy": bool(busy), **fields})
+        return out
+
+    async def end_line(self, tenant: str, webhook_id: str) -> None:
+        await self.state.run("end_line", webhook_key(tenant, webhook_id))
+
+    async def record(self, attempt: dict[str, Any]) -> None:
+        await self.state.run("attempt", self.attempts_limit, jsoncodec.dumps(attempt))
+
+    async def attempts(self) -> list[dict[str, Any]]:
+        return [jsoncodec.loads(_entry(fields)) for _id, fields in await self.state.run("attempts")]
