@@ -53,6 +53,7 @@ def create_app(settings: Settings | None = None, *, mock: Mock | None = None, **
     if mock.settings.hot_reload and mock.book.directory is not None:
         app.cleanup_ctx.append(_reload_scenarios)
     app.cleanup_ctx.append(_warm_up)
+    app.on_startup.append(_start)
     app.on_cleanup.append(_close)
     return app
 
@@ -91,6 +92,10 @@ async def _state_unavailable(request: web.Request, handler: Any) -> web.StreamRe
         mock = request.app[MOCK]
         return to_http(mock.engine.error_response(problem(503, INTERNAL_ERROR, UNAVAILABLE_MESSAGE)),
                        mock.contract.request_id.header)
+
+
+async def _start(app: web.Application) -> None:
+    app[MOCK].deliveries.start()
 
 
 async def _close(app: web.Application) -> None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import logging
 import socket
@@ -45,6 +46,7 @@ from .engine import ActionCall, Engine
 from .errors import INVALID_OPERATION, BAD_REQUEST, ApiProblem, problem
 from .generation import BodyPlan, Generator, Maker
 from .signing import signature_headers
+from .state import StateUnavailable
 from .state.store import Stored
 
 log = logging.getLogger("mockserver.deliveries")
@@ -501,12 +503,222 @@ class Deliveries:
         self.attempts.clear()
         return workers
 
+    def start(self) -> None:
+        """Called once the server's loop runs (nothing to start in memory)."""
+
     async def close(self) -> None:
         workers = self._drop_all()
         if workers:
             await asyncio.gather(*workers, return_exceptions=True)
         if self._session is not None:
             await self._session.close()
+
+
+class SharedDeliveries(Deliveries):
+    """Deliveries whose lines are shared by every replica (``state.redis.RedisDeliveryLines``).
+
+    An event is queued on its webhook's line in the shared store; whichever replica holds the
+    line's lease sends the events one by one, in order, renewing the lease as it goes, and takes
+    an event off the line only once it was delivered (or moved into the penalty box). A replica
+    that dies stops renewing; once its lease expires, another replica's sweep claims the line and
+    sends the head event again: at least once, in order, one replica at a time. The penalty box,
+    what was dropped and the attempts are shared too, so every replica answers the same.
+    """
+
+    LEASE_MS = 3_000
+    SWEEP_S = 0.5
+
+    def __init__(self, engine: Engine, lines: Any, timeout_s: float = 10.0, fast_retries: bool = False,
+                 allowed_hosts: Iterable[str] = (), limit: int = 10_000, environment: str = "mock",
+                 queue_limit: int = DEFAULT_QUEUE_LIMIT) -> None:
+        super().__init__(engine, timeout_s, fast_retries, allowed_hosts, limit, environment, queue_limit)
+        self.shared = lines
+        self.working: dict[bytes, asyncio.Task[None]] = {}
+        self._sweeper: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._sweeper is None and self.spec is not None:
+            self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
+
+    async def _sweep(self) -> None:
+        """Claim every line with events waiting that nobody holds: new ones a replica did not
+        start at once, and those whose holder died."""
+        while True:
+            await asyncio.sleep(self.SWEEP_S)
+            try:
+                for key in await self.shared.pending():
+                    await self._claim(key)
+            except StateUnavailable:
+                pass  # the store is away: the next sweep tries again
+            except Exception:
+                log.exception("the delivery sweep failed")
+
+    async def _queue(self, tenant: str, webhook_id: str, event: _Event) -> None:
+        queued = await self.shared.enqueue(tenant, webhook_id, _encoded(event), self.queue_limit)
+        if queued == -1:
+            log.warning("webhook %s has %d events waiting: later ones are dropped (and counted)",
+                        webhook_id, self.queue_limit)
+        await self._claim(_line_key(tenant, webhook_id))
+
+    async def _claim(self, key: bytes) -> None:
+        if key not in self.working and await self.shared.claim(key, self.LEASE_MS):
+            if key not in self.working:
+                self.working[key] = asyncio.get_running_loop().create_task(self._work_line(key))
+
+    async def _work_line(self, key: bytes) -> None:
+        tenant, webhook_id = _line_of(key)
+        lost = asyncio.Event()
+        renewer = asyncio.get_running_loop().create_task(self._renew(key, lost))
+        try:
+            while not lost.is_set():
+                raw = await self.shared.head(key, self.LEASE_MS)
+                if raw is None:
+                    break
+                event = _decoded(raw, self.epoch.value)
+                try:
+                    failed = await self._deliver(tenant, webhook_id, event, lambda: not lost.is_set())
+                except (asyncio.CancelledError, StateUnavailable):
+                    raise
+                except Exception:  # one bad event must not stop this webhook's line
+                    log.exception("delivery of %s to webhook %s failed unexpectedly", event.event_id, webhook_id)
+                    failed = None
+                if lost.is_set():
+                    break  # another replica holds the line now: it sends this event again
+                if failed is None:
+                    await self.shared.ack(key, raw)
+                    continue
+                attempts = self._spec.retries.attempts
+                await self.shared.box(key, raw, _now(), attempts, self._retry_at(attempts), failed.cause)
+                log.warning("webhook %s entered the penalty box after %d failed attempts: %s",
+                            webhook_id, attempts, failed.cause)
+                break
+        except StateUnavailable as exc:
+            log.warning("deliveries to webhook %s paused: %s", webhook_id, exc)
+        finally:
+            renewer.cancel()
+            if self.working.get(key) is asyncio.current_task():
+                del self.working[key]
+            with contextlib.suppress(StateUnavailable):
+                await self.shared.let_go(key)
+
+    async def _renew(self, key: bytes, lost: asyncio.Event) -> None:
+        while True:
+            await asyncio.sleep(self.LEASE_MS / 3000)
+            try:
+                if not await self.shared.renew(key, self.LEASE_MS):
+                    lost.set()
+                    return
+            except StateUnavailable:
+                pass  # renewed on the next turn, or lost if the store stays away past the lease
+
+    async def present(self, tenant: str, bodies: list[dict[str, Any]]) -> None:
+        id_field = self._spec.fields.id
+        if not bodies:
+            return
+        lines = await self.shared.lines([_line_key(tenant, str(body.get(id_field))) for body in bodies])
+        for body, line in zip(bodies, lines):
+            if "held" not in line:
+                self._fill_box(body, None, None)
+            else:
+                held = _decoded(line["held"], self.epoch.value)
+                self._fill_box(body, line.get("since"), {
+                    "retryCount": int(line["count"]), "retryAt": line.get("retry_at"), "cause": line.get("cause"),
+                    "payload": held.payload.decode()})
+
+    def forget(self, tenant: str, collection: str, key: str) -> None:
+        if collection != self._spec.collection:
+            return
+        line = _line_key(tenant, key)
+        worker = self.working.pop(line, None)
+        if worker is not None:
+            worker.cancel()
+
+        async def end() -> None:
+            with contextlib.suppress(StateUnavailable):
+                await self.shared.end_line(tenant, key)
+
+        asyncio.get_running_loop().create_task(end())
+
+    async def release(self, tenant: str, stored: Stored, generation: int) -> tuple[int, dict[str, Any]] | ApiProblem:
+        key = _line_key(tenant, str(stored.body.get(self._spec.fields.id)))
+        started = await self.shared.start_release(key, int((self.timeout_s + 5) * 1000))
+        if started < 0:
+            return problem(409, INVALID_OPERATION, "This webhook is not in the penalty box")
+        if started == 0:
+            return problem(409, INVALID_OPERATION, "The held payload of this webhook is being sent by another request")
+        line = (await self.shared.lines([key]))[0]
+        raw, count = line.get("held"), int(line.get("count") or 0)
+        if raw is None:  # released by another replica just before this one started
+            await self.shared.end_release(key, "", False, 0, "", "")
+            return problem(409, INVALID_OPERATION, "This webhook is not in the penalty box")
+        ok, retry_at, cause = False, line.get("retry_at") or "", line.get("cause") or ""
+        try:
+            outcome = await self._post(stored.body, stored.secrets, _decoded(raw, generation), count + 1, generation)
+            ok = outcome.ok
+            if not ok and not outcome.refused:
+                count, retry_at, cause = count + 1, self._retry_at(count + 1), outcome.cause
+        finally:
+            await self.shared.end_release(key, raw, ok, count, retry_at, cause)
+        if ok:
+            await self._claim(key)
+        return 200, self._result(outcome)
+
+    async def _record(self, attempt: Attempt) -> None:
+        await self.shared.record(asdict(attempt))
+
+    async def snapshot(self, webhook_id: str | None = None) -> list[dict[str, Any]]:
+        return [a for a in await self.shared.attempts() if webhook_id is None or a["webhook_id"] == webhook_id]
+
+    async def lines(self, webhook_id: str | None = None) -> list[dict[str, Any]]:
+        out = []
+        for line in await self.shared.lines():
+            if webhook_id is not None and line["webhook_id"] != webhook_id:
+                continue
+            box = None
+            if "held" in line:
+                held = _decoded(line["held"], self.epoch.value)
+                box = {"since": line.get("since"), "retry_count": int(line["count"]), "retry_at": line.get("retry_at"),
+                       "cause": line.get("cause"), "event_id": held.event_id, "event_type": held.type}
+            out.append({"webhook_id": line["webhook_id"], "tenant": line["tenant"], "queued": line["queued"],
+                        "dropped": int(line.get("dropped") or 0), "delivering": line["busy"], "penalty_box": box})
+        return sorted(out, key=lambda line: (line["tenant"], line["webhook_id"]))
+
+    def _drop_all(self) -> list[asyncio.Task[None]]:
+        workers = super()._drop_all()
+        working, self.working = self.working, {}
+        for task in working.values():
+            task.cancel()
+        return workers + list(working.values())
+
+    async def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+            self._sweeper = None
+        await super().close()
+
+
+def _line_key(tenant: str, webhook_id: str) -> bytes:
+    from .state.redis import webhook_key
+
+    return webhook_key(tenant, webhook_id)
+
+
+def _line_of(key: bytes) -> tuple[str, str]:
+    from .state.redis import webhook_of
+
+    return webhook_of(key)
+
+
+def _encoded(event: _Event) -> str:
+    return json.dumps({"id": event.event_id, "type": event.type, "payload": event.payload.decode()},
+                      separators=(",", ":"))
+
+
+def _decoded(raw: str, generation: int) -> _Event:
+    event = json.loads(raw)
+    return _Event(event["id"], event["type"], event["payload"].encode(), generation)
 
 
 class _JudgedResolver(AbstractResolver):

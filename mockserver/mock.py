@@ -9,6 +9,9 @@ the pytest plugin build a mock here and use it; none of them constructs a part o
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
+import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Awaitable, Callable
@@ -19,7 +22,7 @@ from .contract import Contract, load_contract
 from .engine import Engine, Options
 from .generation import Generator
 from .journal import Journal
-from .lifecycle import Attempt, Deliveries, install
+from .lifecycle import Attempt, Deliveries, SharedDeliveries, install
 from .scenarios import ScenarioBook, bundled_scenarios_dir, directories_of, load_scenarios
 from .settings import Settings
 from .state import Epoch
@@ -117,9 +120,15 @@ def build_mock(settings: Settings | None = None, *, contract: Contract | None = 
             journal.secrets.add(known)
     # What the journal learns to hide, the logs hide too, for as long as this mock lives.
     unscrub = logs.scrub_with(journal.secrets)
-    deliveries = Deliveries(engine, settings.delivery_timeout_s, settings.fast_retries,
-                            settings.delivery_allowed_hosts, settings.journal_limit,
+    delivery_options = dict(timeout_s=settings.delivery_timeout_s, fast_retries=settings.fast_retries,
+                            allowed_hosts=settings.delivery_allowed_hosts, limit=settings.journal_limit,
                             queue_limit=settings.delivery_queue_limit)
+    if shared is not None:
+        replica = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        deliveries: Deliveries = SharedDeliveries(engine, shared.delivery_lines(replica, settings.journal_limit),
+                                                  **delivery_options)
+    else:
+        deliveries = Deliveries(engine, **delivery_options)
     install(engine, deliveries)
     deliveries.on_attempt = _announcer(deliveries, bus)
     return Mock(settings, engine, journal, deliveries, epoch, unscrub, bus, shared)

@@ -27,6 +27,8 @@ from mockserver.http import MOCK
 from mockserver.mock import build_mock
 from mockserver.signing import sign, signature_headers, verify
 
+pytest_plugins = ["conftest_redis"]  # redis_url, redis_prefix: the shared delivery lines
+
 
 OPS = {op.operation_id: op for op in CONTRACT.operations}
 SIGNING = CONTRACT.deliveries.signing
@@ -73,9 +75,13 @@ async def receiver(aiohttp_server):
         rec.gate.set()
 
 
-@pytest.fixture
-async def mock(make_client):
-    return await make_client(fast_retries=True, delivery_timeout_s=2)
+@pytest.fixture(params=["memory", "redis"])
+async def mock(make_client, request):
+    """A mock with its delivery lines in memory, or shared on a real Redis: the same behaviour."""
+    shared = {}
+    if request.param == "redis":
+        shared = {"state": request.getfixturevalue("redis_url"), "state_prefix": request.getfixturevalue("redis_prefix")}
+    return await make_client(fast_retries=True, delivery_timeout_s=2, **shared)
 
 
 async def register(client, receiver, headers=None, **changes) -> dict:

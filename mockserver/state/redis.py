@@ -862,7 +862,7 @@ def webhook_key(tenant: str, webhook_id: str) -> bytes:
     return _pack(tenant) + _pack(webhook_id)
 
 
-def _webhook_of(key: bytes) -> tuple[str, str]:
+def webhook_of(key: bytes) -> tuple[str, str]:
     tenant, at = _unpack(key)
     webhook_id, _ = _unpack(key, at)
     return tenant, webhook_id
@@ -918,7 +918,7 @@ class RedisDeliveryLines:
         box's fields (held, since, count, retry_at, cause) when one is held."""
         out = []
         for key, flat, queued, busy in await self.state.run("lines", *keys):
-            tenant, webhook_id = _webhook_of(key)
+            tenant, webhook_id = webhook_of(key)
             fields = {_text(flat[i]): _text(flat[i + 1]) for i in range(0, len(flat), 2)}
             out.append({"tenant": tenant, "webhook_id": webhook_id, "queued": int(queued),
                         "busy": bool(busy), **fields})
