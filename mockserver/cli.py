@@ -24,7 +24,7 @@ from . import __version__, logs, openapi, verify
 from .app import build_mock, create_app
 from .contract import Contract
 from .mock import contract_for, scenario_directories
-from .settings import DEFAULT_QUEUE_LIMIT, Settings
+from .settings import DEFAULT_QUEUE_LIMIT, STATE_VARIABLE, Settings
 from .errors import LoadError, LoadErrors
 from .journal import DEFAULT_LIMIT
 from .scenarios import UnknownScenario, bundled_scenarios_dir, load_scenarios
@@ -78,10 +78,11 @@ def _parser() -> argparse.ArgumentParser:
                        help="let web pages of this origin (such as http://localhost:3000) call the mock; "
                             "other origins are refused (repeatable)")
     serve.add_argument("--no-reload", action="store_true", help="do not reload changed scenario files")
-    serve.add_argument("--state", default=None, metavar="URL",
-                       help="keep run-time state (resources, journal, scenario choices and counters) in Redis: "
-                            "redis://[:PASSWORD@]HOST:PORT/DB or rediss://...; every replica given the same URL "
-                            "and --state-prefix answers as one mock (default: in this process)")
+    serve.add_argument("--state", default=os.environ.get(STATE_VARIABLE) or None, metavar="URL",
+                       help="keep run-time state (resources, journal, scenario choices and counters, deliveries) "
+                            "in Redis: redis://[:PASSWORD@]HOST:PORT/DB or rediss://...; every replica given the same "
+                            f"URL and --state-prefix answers as one mock (default: ${STATE_VARIABLE}, else in this "
+                            f"process; set ${STATE_VARIABLE} to keep a password out of the process list)")
     serve.add_argument("--state-prefix", default="mockserver", metavar="PREFIX",
                        help="key prefix in the state store; replicas of one mock share it (default mockserver)")
     serve.add_argument("--workers", type=int, default=1, metavar="N",
@@ -188,7 +189,7 @@ def run(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr:
 
         given = list(argv if argv is not None else sys.argv[1:])
         return supervise(given[given.index("serve") + 1:], args.host, args.port, args.workers, args.seed,
-                         args.shutdown_grace, out, err)
+                         args.shutdown_grace, out, err, state=args.state)
     # The bundled library is written for the bundled contract: with another, only the user's.
     scenarios = Settings(scenarios_dir=args.scenarios_dir,
                          bundled_scenarios=not args.no_bundled_scenarios and not args.openapi)

@@ -115,7 +115,7 @@ def build_mock(settings: Settings | None = None, *, contract: Contract | None = 
     secret_headers = {s.header for op in contract.operations for s in op.security}
     journal = Journal(settings.journal_limit, contract.write_only_fields(), secret_headers,
                       shared=shared.journal(settings.journal_limit) if shared is not None else None)
-    for known in (*(settings.api_keys or ()), settings.admin_token):
+    for known in (*(settings.api_keys or ()), settings.admin_token, *(shared.passwords if shared else ())):
         if known:
             journal.secrets.add(known)
     # What the journal learns to hide, the logs hide too, for as long as this mock lives.

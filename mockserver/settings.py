@@ -15,6 +15,9 @@ from typing import Any, Iterable
 DEFAULT_JOURNAL_LIMIT = 10_000
 DEFAULT_STORE_LIMIT = 10_000
 DEFAULT_QUEUE_LIMIT = 1_000
+# Where `mockserver serve` also reads the state store's URL: an environment variable keeps a
+# password out of the process list.
+STATE_VARIABLE = "MOCKSERVER_STATE"
 
 
 @dataclass(frozen=True)

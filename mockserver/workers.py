@@ -11,6 +11,7 @@ so that a stop is as graceful as with one process.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import socket
 import subprocess
@@ -19,6 +20,7 @@ import threading
 import time
 from typing import Sequence, TextIO
 
+from .settings import STATE_VARIABLE
 from .server import url_for
 
 log = logging.getLogger("mockserver")
@@ -43,9 +45,10 @@ def reserve(host: str, port: int) -> socket.socket:
 
 
 class _Worker:
-    def __init__(self, index: int, argv: list[str]) -> None:
+    def __init__(self, index: int, argv: list[str], environment: dict[str, str] | None) -> None:
         self.index = index
         self.argv = argv
+        self.environment = environment
         self.process: subprocess.Popen[str] | None = None
         self.url: str | None = None
         self.ready = threading.Event()
@@ -54,7 +57,7 @@ class _Worker:
         self.ready.clear()
         self.url = None
         self.process = subprocess.Popen([sys.executable, "-m", "mockserver", *self.argv], stdout=subprocess.PIPE,
-                                        stdin=subprocess.DEVNULL, text=True, bufsize=1)
+                                        stdin=subprocess.DEVNULL, text=True, bufsize=1, env=self.environment)
         threading.Thread(target=self._read, args=(self.process,), daemon=True).start()
 
     def _read(self, process: subprocess.Popen[str]) -> None:
@@ -71,9 +74,12 @@ class _Worker:
 
 
 def supervise(serve_argv: Sequence[str], host: str, port: int, workers: int, seed: int | None,
-              shutdown_grace: float, out: TextIO, err: TextIO) -> int:
+              shutdown_grace: float, out: TextIO, err: TextIO, state: str | None = None) -> int:
     """Run ``workers`` copies of ``mockserver serve`` (``serve_argv``: its options) on one port
-    until SIGTERM or SIGINT; returns the exit status."""
+    until SIGTERM or SIGINT; returns the exit status. The state store's URL reaches them in
+    the environment, never in their arguments, where any user of the machine could read a password."""
+    serve_argv = _without_state(serve_argv)
+    environment = {**os.environ, STATE_VARIABLE: state} if state else None
     try:
         held = reserve(host, port)
     except OSError as exc:
@@ -85,7 +91,7 @@ def supervise(serve_argv: Sequence[str], host: str, port: int, workers: int, see
         argv = ["serve", *serve_argv, "--port", str(bound), "--workers", "1", "--reuse-port"]
         if seed is not None:  # the same seed in two workers would hand out the same ids
             argv += ["--seed", str(seed + index)]
-        crew.append(_Worker(index, argv))
+        crew.append(_Worker(index, argv, environment))
     stopping = threading.Event()
 
     def stop(signum: int, _frame: object) -> None:
@@ -126,6 +132,18 @@ def supervise(serve_argv: Sequence[str], host: str, port: int, workers: int, see
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         held.close()
+
+
+def _without_state(argv: Sequence[str]) -> list[str]:
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--state":
+            skip = True
+        elif not arg.startswith("--state="):
+            out.append(arg)
+    return out
 
 
 def _wait_all(crew: list[_Worker], grace: float) -> int:

@@ -329,3 +329,21 @@ async def test_a_killed_replicas_deliveries_are_taken_over_when_its_lease_expire
         assert len(receiver.events) - len(sent) <= 1
         assert held_by_the_dead < len(sent)  # the survivor really took over
 
+
+
+def test_the_state_stores_password_stays_out_of_the_workers_arguments_and_every_answer(redis_prefix):
+    with RedisServer(password="s3cret-redis-pass") as server:
+        replica = serve("--workers", "2", "--state-prefix", redis_prefix, "--state", server.url)
+        try:
+            pids = [int(pid) for pid in replica.line.partition("pids ")[2].strip().rstrip(")").split()]
+            for pid in pids:
+                assert b"s3cret" not in Path(f"/proc/{pid}/cmdline").read_bytes()
+
+            async def look() -> None:
+                async with aiohttp.ClientSession() as session:
+                    for path in ("/__mock/scenario", "/__mock/requests", "/__mock/deliveries"):
+                        async with session.get(replica.url + path) as resp:
+                            assert resp.status == 200 and "s3cret" not in await resp.text()
+            asyncio.run(look())
+        finally:
+            assert replica.stop() == 0

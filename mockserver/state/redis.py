@@ -552,6 +552,7 @@ class RedisState:
         self.prefix = prefix + ":"
         self.deadline = deadline
         self._hidden = _password(url)
+        self.passwords = tuple(self._hidden)  # for whoever scrubs logs and answers
         self._gen = self.prefix + "gen"
         self._scripts = {name: client.register_script(_PREAMBLE + body) for name, body in _SCRIPTS.items()}
 
