@@ -207,6 +207,13 @@ end
 local function runtime_changed()
   redis.call('SET', B .. 'sver', redis.call('INCR', P .. 'sseq'))
 end
+local function take_head(W, me, event)
+  -- The head leaves a webhook's queue only for the lease's holder, and only if it is that event.
+  if redis.call('GET', B .. 'l:' .. W) ~= me then return false end
+  if redis.call('LINDEX', B .. 'q:' .. W, 0) ~= event then return false end
+  redis.call('LPOP', B .. 'q:' .. W)
+  return true
+end
 local function remove(t, c, k)
   local tc = pack(t) .. pack(c)
   local bodies = B .. 'b:' .. tc
@@ -440,20 +447,12 @@ redis.call('PEXPIRE', lease, ARGV[4])
 return 1
 """,
     # The head was delivered (or dropped): it leaves the queue. ARGV: P, W, me, event
-    "ack": """
-local W = ARGV[2]
-if redis.call('GET', B .. 'l:' .. W) ~= ARGV[3] then return 0 end
-if redis.call('LINDEX', B .. 'q:' .. W, 0) ~= ARGV[4] then return 0 end
-redis.call('LPOP', B .. 'q:' .. W)
-return 1
-""",
+    "ack": "return take_head(ARGV[2], ARGV[3], ARGV[4]) and 1 or 0",
     # The head failed every attempt: it moves into the penalty box, in one step.
     # ARGV: P, W, me, event, since, count, retry_at, cause
     "box": """
 local W = ARGV[2]
-if redis.call('GET', B .. 'l:' .. W) ~= ARGV[3] then return 0 end
-if redis.call('LINDEX', B .. 'q:' .. W, 0) ~= ARGV[4] then return 0 end
-redis.call('LPOP', B .. 'q:' .. W)
+if not take_head(W, ARGV[3], ARGV[4]) then return 0 end
 redis.call('HSET', B .. 'd:' .. W, 'held', ARGV[4], 'since', ARGV[5], 'count', ARGV[6], 'retry_at', ARGV[7],
            'cause', ARGV[8])
 redis.call('SREM', B .. 'dpending', W)
