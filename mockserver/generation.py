@@ -53,19 +53,22 @@ import random
 import re
 import string
 import uuid
+import itertools
 from collections import OrderedDict
 from datetime import datetime, timezone
 from fractions import Fraction
 from functools import lru_cache
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import re._parser as _sre  # type: ignore[import-not-found]  # the stdlib's own parser, as rstr uses
-from faker import Faker
 from jsonschema import Draft202012Validator
 from rstr import Xeger
 
 from .formats import FORMAT_CHECKER, ReferenceValidator
+
+if TYPE_CHECKING:
+    from faker import Faker  # imported on first use: importing it costs about 0.1 s of start-up
 
 __all__ = [
     "BodyPlan", "GenerationError", "Generator", "MAX_DEPTH", "compile_maker", "faker_has",
@@ -124,6 +127,8 @@ class Generator:
     def faker(self) -> Faker:
         """Created on first use: common bodies need none, and a Faker costs tens of ms to create."""
         if self._faker is None:
+            from faker import Faker
+
             self._faker = Faker()
             if self.seed is not None:
                 self._faker.seed_instance(self.seed)
@@ -282,6 +287,19 @@ def response_plan(op: Any, status: int, dynamic: bool = True, prefer_null: bool 
 _PLANS_KEPT = 512
 _MAKERS: dict[tuple[int, bool, bool, bool, bool], tuple[Any, Maker, tuple[Any, ...]]] = {}
 _MAKERS_KEPT = 20_000
+# Makers by what their schema says rather than by which object says it (see ``_token``): a loader
+# inlines a schema afresh wherever a recursive one lies below it, so one document can hold many
+# equal copies. Each entry: (the $ref stack it was compiled under, or None when it met no $ref;
+# the (pointer, token) pairs of what it read from the root; the maker; notes met inside).
+_LIKE: dict[tuple[Any, ...], list[tuple[tuple[str, ...] | None, tuple[tuple[str, Any], ...], Maker,
+                                        tuple[Any, ...]]]] = {}
+_LIKE_KEPT = 50_000
+
+
+def _keep(key: tuple[int, bool, bool, bool, bool], node: Any, make: Maker, notes: tuple[Any, ...]) -> None:
+    if len(_MAKERS) > _MAKERS_KEPT:
+        _MAKERS.clear()
+    _MAKERS[key] = (node, make, notes)  # holds the node, so its id stays its own
 
 
 def compile_maker(schema: Any, dynamic: bool = True, *, root: Mapping[str, Any] | None = None,
@@ -340,6 +358,15 @@ class _Compiler:
         self.path: list[str] = []  # where we are, for error messages
         self._validators: dict[int, tuple[Any, Draft202012Validator]] = {}
         self._enums: dict[tuple[int, frozenset[str]], tuple[list[Any], list[Any]]] = {}
+        # What the compilation read from the root, as (pointer, token of what it found): a maker
+        # compiled against another root is reused only where that root gives the same.
+        self._deps: list[tuple[str, Any]] = []
+        self._frame = 0  # where the innermost compilation being kept started in ``_deps``
+        self._root_at = -1  # where the root's definitions were last recorded in ``_deps``
+        self._targets: dict[str, Any] = {}
+        self._tokens: dict[str, Any] = {}
+        if len(_MEMO[0]) > _TOKENS_KEPT or len(_LIKE) > _LIKE_KEPT:
+            _forget()
 
     @property
     def notes(self) -> list[str]:
@@ -362,6 +389,17 @@ class _Compiler:
     # -- $ref and allOf ----------------------------------------------------------------------
 
     def pointer(self, ref: str) -> Any:
+        target = self._targets.get(ref, _MISSING)
+        if target is _MISSING:
+            try:
+                target = self._targets[ref] = self._resolve(ref)
+            except GenerationError:
+                self._deps.append((ref, _MISSING))
+                raise
+        self._deps.append((ref, _token(target)))
+        return target
+
+    def _resolve(self, ref: str) -> Any:
         if not ref.startswith("#"):
             raise self.fail(f"$ref {ref!r} is not resolved (only refs into the schema itself are)")
         node: Any = self.root
@@ -375,6 +413,20 @@ class _Compiler:
                 raise self.fail(f"$ref {ref!r} points at nothing")
         return node
 
+    def _same_read(self, deps: tuple[tuple[str, Any], ...]) -> bool:
+        """Whether this root gives what another root gave a kept maker (``deps``)."""
+        for ref, token in deps:
+            mine = self._tokens.get(ref, _UNSET)
+            if mine is _UNSET:
+                try:
+                    mine = _token(self._resolve(ref))
+                except GenerationError:
+                    mine = _MISSING
+                self._tokens[ref] = mine
+            if mine != token:
+                return False
+        return True
+
     def flatten(self, node: Any) -> tuple[Any, list[str], bool]:
         """``node`` with its ``$ref`` and ``allOf`` merged in: (schema, refs pushed, too deep).
 
@@ -382,49 +434,51 @@ class _Compiler:
         counted while the merged schema compiles.
         """
         pushed: list[str] = []
-        deep = False
-
-        def deref(n: Any) -> Any:
-            nonlocal deep
-            while isinstance(n, Mapping) and isinstance(n.get("$ref"), str):
-                ref = n["$ref"]
-                depth = self.stack.count(ref)
-                if depth >= _GIVE_UP_DEPTH:
-                    raise self.fail(f"{ref} recurses with no finite valid value")
-                deep = deep or depth >= MAX_DEPTH
-                self.refs_met += 1
-                self.stack.append(ref)
-                pushed.append(ref)
-                target = self.pointer(ref)
-                siblings = {k: v for k, v in n.items() if k != "$ref"}
-                if not siblings:
-                    n = target
-                elif not isinstance(target, Mapping) or set(siblings) - _ANNOTATIONS:
-                    n = {"allOf": [target, siblings]}
-                else:
-                    n = {**target, **siblings}
-            return n
-
-        def collect(n: Any, out: list[Any]) -> None:
-            n = deref(n)
-            parts = n.get("allOf") if isinstance(n, Mapping) else None
-            if isinstance(parts, list):
-                for part in parts:
-                    collect(part, out)
-                out.append({k: v for k, v in n.items() if k != "allOf"})  # the outer keys override
-            else:
-                out.append(n)
-
+        if type(node) is dict and "$ref" not in node and "allOf" not in node:
+            return node, pushed, False  # the common case, with nothing to resolve or merge
         try:
-            node = deref(node)
+            node, deep = self._deref(node, pushed, False)
             if isinstance(node, Mapping) and isinstance(node.get("allOf"), list):
                 parts: list[Any] = []
-                collect(node, parts)
+                deep = self._collect(node, parts, pushed, deep)
                 node = self.merge(parts)
         except BaseException:
             self.pop(pushed)
             raise
         return node, pushed, deep
+
+    # Methods rather than closures inside ``flatten``: a closure that calls itself is a reference
+    # cycle, and one per schema compiled keeps the cyclic garbage collector busy.
+    def _deref(self, n: Any, pushed: list[str], deep: bool) -> tuple[Any, bool]:
+        while isinstance(n, Mapping) and isinstance(n.get("$ref"), str):
+            ref = n["$ref"]
+            depth = self.stack.count(ref)
+            if depth >= _GIVE_UP_DEPTH:
+                raise self.fail(f"{ref} recurses with no finite valid value")
+            deep = deep or depth >= MAX_DEPTH
+            self.refs_met += 1
+            self.stack.append(ref)
+            pushed.append(ref)
+            target = self.pointer(ref)
+            siblings = {k: v for k, v in n.items() if k != "$ref"}
+            if not siblings:
+                n = target
+            elif not isinstance(target, Mapping) or set(siblings) - _ANNOTATIONS:
+                n = {"allOf": [target, siblings]}
+            else:
+                n = {**target, **siblings}
+        return n, deep
+
+    def _collect(self, n: Any, out: list[Any], pushed: list[str], deep: bool) -> bool:
+        n, deep = self._deref(n, pushed, deep)
+        parts = n.get("allOf") if isinstance(n, Mapping) else None
+        if isinstance(parts, list):
+            for part in parts:
+                deep = self._collect(part, out, pushed, deep)
+            out.append({k: v for k, v in n.items() if k != "allOf"})  # the outer keys override
+        else:
+            out.append(n)
+        return deep
 
     def merge(self, parts: list[Any]) -> dict[str, Any]:
         """One schema that accepts what all ``parts`` accept (``allOf``, deep-merged).
@@ -543,25 +597,51 @@ class _Compiler:
         return self._kept(node, minimal, True)
 
     def _kept(self, node: Mapping[str, Any], minimal: bool, member: bool) -> Maker:
-        """The maker of a schema object compiled before, or a new one.
+        """The maker of a schema compiled before, or a new one.
 
         A loader inlines a schema used in many places as one shared object; it is compiled
-        once. Only makers whose compilation met no ``$ref`` are kept: the others depend on the
-        root and on the recursion around them.
+        once and found again by identity, if its compilation read nothing from the root. Else,
+        and for the equal copies a loader makes, it is found by content: with the same ``$ref``
+        stack if its compilation followed a ``$ref`` (recursion depth decides what is made), and
+        if this root has, at each pointer it read, what that compilation found there.
         """
         key = (id(node), member, minimal, self.dynamic, self.prefer_null)
         kept = _MAKERS.get(key)
-        here = tuple(self.path)
         if kept is not None and kept[0] is node:
-            self.found.extend((here + inner, what) for inner, what in kept[2])
+            if kept[2]:
+                here = tuple(self.path)
+                self.found.extend((here + inner, what) for inner, what in kept[2])
             return kept[1]
-        refs, found = self.refs_met, len(self.found)
-        make = self._member(node, minimal) if member else self._value(node, minimal)
-        if self.refs_met == refs:
-            if len(_MAKERS) > _MAKERS_KEPT:
-                _MAKERS.clear()
-            # holds the node, so its id stays its own; notes met inside, relative to it
-            _MAKERS[key] = (node, make, tuple((path[len(here):], what) for path, what in self.found[found:]))
+        like = (_token(node), member, minimal, self.dynamic, self.prefer_null)
+        entries = _LIKE.get(like)
+        if entries:
+            stack = tuple(self.stack)
+            for when, deps, make, notes in entries:
+                if (when is None or when == stack) and self._same_read(deps):
+                    if when is not None:
+                        self.refs_met += 1  # what the enclosing schema makes depends on the stack too
+                    if deps:
+                        self._deps.extend(deps)
+                    elif when is None:
+                        _keep(key, node, make, notes)
+                    if notes:
+                        here = tuple(self.path)
+                        self.found.extend((here + inner, what) for inner, what in notes)
+                    return make
+        refs, found, outer = self.refs_met, len(self.found), self._frame
+        start = self._frame = len(self._deps)
+        try:
+            make = self._member(node, minimal) if member else self._value(node, minimal)
+        finally:
+            self._frame = outer
+        here = tuple(self.path)
+        # notes met inside, relative to the node
+        notes = tuple((path[len(here):], what) for path, what in self.found[found:])
+        deps = tuple(dict.fromkeys(self._deps[start:])) if len(self._deps) > start else ()
+        when = None if self.refs_met == refs else tuple(self.stack)
+        if when is None and not deps:
+            _keep(key, node, make, notes)
+        _LIKE.setdefault(like, []).append((when, deps, make, notes))
         return make
 
     def _value(self, node: Mapping[str, Any], minimal: bool) -> Maker:
@@ -630,6 +710,10 @@ class _Compiler:
     # -- checking ----------------------------------------------------------------------------
 
     def validator(self, node: Mapping[str, Any]) -> Draft202012Validator:
+        if self._root_at < self._frame:  # a validator reads the root's definitions
+            self._root_at = len(self._deps)
+            for key in ("$defs", "definitions", "components"):
+                self._deps.append(("#/" + key, _token(self.root[key]) if key in self.root else _MISSING))
         hit = self._validators.get(id(node))
         if hit is not None and hit[0] is node:
             return hit[1]
@@ -1153,9 +1237,69 @@ _FAKER_CHECKED: dict[str, bool] = {}
 _FAKER_SEEN: dict[int, tuple[Any, bool]] = {}
 
 
+_MISSING = object()  # what a pointer to nothing finds
+_UNSET = object()
+# Content tokens (see ``_token``) of schema objects by identity, with the objects held so that
+# their ids stay theirs; the token of each shape and scalar met. Tokens come from one counter
+# and are never reused, so emptying these tables only costs misses. Tokens and shapes are made
+# of strings and integers, which the garbage collector does not track: a tuple per schema object
+# of a large document would make every full collection longer.
+_MEMO: tuple[dict[int, int], list[Any]] = ({}, [])  # replaced as one, so each token's object stays held
+_SHAPES: dict[tuple[Any, ...], int] = {}
+_TOKENS_KEPT = 200_000
+_NEXT_TOKEN = itertools.count()
+
+
+def _forget() -> None:
+    """Empty the tables kept by content, by replacing them: a compilation in another thread
+    keeps writing into the ones it holds."""
+    global _MEMO, _SHAPES, _LIKE
+    _MEMO = ({}, [])
+    _SHAPES = {}
+    _LIKE = {}
+
+
+def _token(node: Any) -> str | int:
+    """Equal for two schemas exactly when they are equal as JSON documents, keys in the same order.
+
+    A string is its own token; anything else gets an integer. Scalars keep their type (``1``,
+    ``1.0`` and ``true`` are equal in Python, not here); each object or array is read once, and
+    an equal one met later gets the same token.
+    """
+    kind = type(node)
+    if kind is str:
+        return node
+    if node is None or kind is bool or kind is int or kind is float:
+        shape: tuple[Any, ...] = ("=", kind.__name__, repr(node) if kind is float else node)  # -0.0 is kept
+        token = _SHAPES.get(shape)
+        if token is None:
+            token = _SHAPES[shape] = next(_NEXT_TOKEN)
+        return token
+    tokens, held = _MEMO
+    token = tokens.get(id(node))
+    if token is not None:
+        return token
+    if kind is dict:  # keys, then values: as many of each, so the split is known
+        shape = ("{", *[k if type(k) is str else _token(k) for k in node],
+                 *[v if type(v) is str else _token(v) for v in node.values()])
+    elif kind is list:
+        shape = ("[", *[v if type(v) is str else _token(v) for v in node])
+    elif kind is tuple or isinstance(node, Mapping):
+        pairs = node.items() if isinstance(node, Mapping) else enumerate(node)
+        shape = ("(", id(kind), *[part for pair in pairs for part in map(_token, pair)])
+    else:
+        shape = ("!", id(node))  # anything else is equal only to itself (and held: its id stays its own)
+    token = _SHAPES.get(shape)
+    if token is None:
+        token = _SHAPES[shape] = next(_NEXT_TOKEN)
+    tokens[id(node)] = token
+    held.append(node)
+    return token
+
+
 def _sampler() -> Generator:
     """A seeded generator for compile-time samples: the values kept from it are deterministic."""
-    g = Generator(seed=_SAMPLE_SEED, faker=_probe())
+    g = _Probing(seed=_SAMPLE_SEED)
     g.reseed()
     return g
 
@@ -1379,8 +1523,14 @@ def _excludes(made: Mapping[str, Any], other: Mapping[str, Any]) -> bool:
     produced, accepted = _produced(made), _accepted(other)
     if produced is not None and accepted is not None and not produced & accepted:
         return True
-    # A required property whose values differ: a discriminator, set or declared.
     ours, theirs = made.get("properties") or {}, other.get("properties") or {}
+    # A property the other requires that this one's objects never have (closed, and not declared).
+    if produced is not None and produced <= {"object"} and made.get("additionalProperties") is False:
+        patterns = [p for p in made.get("patternProperties") or () if isinstance(p, str)]
+        for name in other.get("required") or ():
+            if isinstance(name, str) and name not in ours and not any(_search(p, name) for p in patterns):
+                return True
+    # A required property whose values differ: a discriminator, set or declared.
     for name in set(made.get("required") or ()) & set(other.get("required") or ()):
         mine, yours = _allowed_values(ours.get(name)), _allowed_values(theirs.get(name))
         if mine is not None and yours is not None and not mine & yours:
@@ -1695,12 +1845,36 @@ def faker_has(method: str) -> bool:
 
 @lru_cache(maxsize=1)
 def _probe() -> Faker:
+    from faker import Faker
+
     return Faker()
+
+
+class _Probing(Generator):
+    """A generator sharing the probe's Faker, taken on first use (most schemas need no Faker,
+    and importing it is slow); seeded then if it would have been seeded by then."""
+
+    def __init__(self, seed: int) -> None:
+        super().__init__(seed)
+        self._seed_probe = False
+
+    def reseed(self) -> None:
+        super().reseed()
+        if self._faker is None:
+            self._seed_probe = True
+
+    @property
+    def faker(self) -> Faker:
+        if self._faker is None:
+            self._faker = _probe()
+            if self._seed_probe:
+                self._faker.seed_instance(self.seed)
+        return self._faker
 
 
 def sample_generator() -> Generator:
     """A generator for load-time checks; shares the probe's Faker, whose values do not matter."""
-    return Generator(seed=0, faker=_probe())
+    return _Probing(seed=0)
 
 
 def _faker_call(spec: Mapping[str, Any]) -> Maker:
