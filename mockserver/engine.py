@@ -119,7 +119,7 @@ class Engine:
         # Named actions (async) and presenters (collection -> fills in server-managed fields):
         # given by the owners of that behaviour and state (see lifecycle.install).
         self.actions: dict[str, Callable[[ActionCall], Awaitable[tuple[int, Any] | ApiProblem]]] = {}
-        self.presenters: dict[str, Callable[[str, list[dict[str, Any]]], Awaitable[None]]] = {}
+        self.presenters: dict[str, Callable[[str, list[dict[str, Any]], bool], Awaitable[None]]] = {}
         memo: dict[int, frozenset[str]] = {}
         self.write_only = {
             op.operation_id: sorted(flagged_properties(op.request_body.schema, "writeOnly", memo))
@@ -260,7 +260,7 @@ class Engine:
                     secrets = {k: body[k] for k in self.write_only[op.operation_id]
                                if isinstance(body, dict) and k in body}
                     await self.store.put(tenant, behaviour.collection, key, out, secrets)
-                out = await self.present(tenant, behaviour.collection, out)
+                out = await self.present(tenant, behaviour.collection, out, fresh=True)
             return status, out
         if behaviour.kind == "data":
             return status, copy.deepcopy(behaviour.data)
@@ -276,7 +276,7 @@ class Engine:
         if behaviour.kind == "delete":
             if self.epoch.current(req.generation):
                 await self.store.delete(tenant, behaviour.collection, key)
-            return status, await self.present(tenant, behaviour.collection, stored.body)
+            return status, await self.present(tenant, behaviour.collection, stored.body, fresh=True)
         if behaviour.kind == "update":
             changed = dict(stored.body)
             secrets: dict[str, Any] = {}
@@ -295,11 +295,12 @@ class Engine:
             return problem(500, message=f"No action {behaviour.action!r} is available in this mock")
         return await action(ActionCall(self, op, tenant, key, stored, body, status, req))
 
-    async def present(self, tenant: str, collection: str, body: dict[str, Any]) -> dict[str, Any]:
-        """A stored body as answered: the owners of server-managed state fill in their fields."""
+    async def present(self, tenant: str, collection: str, body: dict[str, Any], fresh: bool = False) -> dict[str, Any]:
+        """A stored body as answered: the owners of server-managed state fill in their fields.
+        ``fresh``: just created or just deleted, so no owner holds anything for it (nothing to look up)."""
         presenter = self.presenters.get(collection)
         if presenter is not None:
-            await presenter(tenant, [body])
+            await presenter(tenant, [body], fresh)
         return body
 
     async def _list(self, tenant: str, behaviour: Any, req: MockRequest) -> Any:
@@ -313,7 +314,7 @@ class Engine:
         chosen, pages = await self.store.page(tenant, behaviour.collection, number, limit, order or None, descending)
         presenter = self.presenters.get(behaviour.collection)
         if presenter is not None:
-            await presenter(tenant, chosen)  # one look for the whole page
+            await presenter(tenant, chosen, False)  # one look for the whole page
         if not page.items:  # the answer is the array itself
             return chosen
 

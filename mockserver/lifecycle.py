@@ -309,8 +309,9 @@ class Deliveries:
         at = datetime.now(timezone.utc) + timedelta(seconds=self._backoff(attempts + 1))
         return at.replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
-    async def present(self, tenant: str, bodies: list[dict[str, Any]]) -> None:
-        """Webhooks as answered: the penalty box as this owner knows it, whatever the bodies say."""
+    async def present(self, tenant: str, bodies: list[dict[str, Any]], fresh: bool = False) -> None:
+        """Webhooks as answered: the penalty box as this owner knows it, whatever the bodies say
+        (``fresh``: just created or deleted, so there is none)."""
         id_field = self._spec.fields.id
         for body in bodies:
             state = self.states.get((tenant, str(body.get(id_field))))
@@ -611,8 +612,12 @@ class SharedDeliveries(Deliveries):
             except StateUnavailable:
                 pass  # renewed on the next turn, or lost if the store stays away past the lease
 
-    async def present(self, tenant: str, bodies: list[dict[str, Any]]) -> None:
+    async def present(self, tenant: str, bodies: list[dict[str, Any]], fresh: bool = False) -> None:
         id_field = self._spec.fields.id
+        if fresh:
+            for body in bodies:
+                self._fill_box(body, None, None)
+            return
         if not bodies:
             return
         lines = await self.shared.lines([_line_key(tenant, str(body.get(id_field))) for body in bodies])
