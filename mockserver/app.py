@@ -45,7 +45,8 @@ def create_app(settings: Settings | None = None, *, mock: Mock | None = None, **
     elif changes or settings is not None:
         raise TypeError("give either a built mock or settings, not both")
     app = web.Application(client_max_size=mock.engine.options.max_body_bytes,
-                          middlewares=[guards(mock.settings.cors_allow_origins), _state_unavailable])
+                          middlewares=[guards(mock.settings.cors_allow_origins)]
+                          + ([_state_unavailable] if mock.shared is not None else []))
     app[MOCK] = mock
     admin.register(app, mock.settings.admin_token)
     dashboard.register(app, mock.settings.admin_token)

@@ -8,6 +8,7 @@ neither imports the other's internals.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import logging
 import socket
@@ -93,6 +94,7 @@ async def read_up_to(content: Any, limit: int) -> bytes | None:
 _LOOPBACK_NAMES = ("localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback")
 
 
+@functools.lru_cache(maxsize=256)  # asked on every request, of a handful of values
 def loopback_host(host: str) -> bool:
     """True for a Host value (without port) naming this machine: localhost names and loopback addresses."""
     name = host.strip().lower().rstrip(".")
@@ -121,10 +123,15 @@ def bound_to_loopback(request: web.Request) -> bool:
     sockname = transport.get_extra_info("sockname") if transport is not None else None
     if not sockname:
         return False
+    return _loopback_address(sockname[0])
+
+
+@functools.lru_cache(maxsize=64)
+def _loopback_address(address: str) -> bool:
     try:
-        return ipaddress.ip_address(sockname[0]).is_loopback
+        return ipaddress.ip_address(address).is_loopback
     except ValueError:
-        return sockname[0] in ("", socket.gethostname())
+        return address in ("", socket.gethostname())
 
 
 def own_origin(request: web.Request) -> str:
