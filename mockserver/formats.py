@@ -132,8 +132,14 @@ _OUTSIDE = {r"\d": "[0-9]", r"\D": "[^0-9]", r"\w": "[A-Za-z0-9_]", r"\W": "[^A-
 _IN_CLASS = {r"\d": "0-9", r"\w": "A-Za-z0-9_"}
 
 
+def pattern_fails(pattern: str, instance: Any) -> bool:
+    """Whether ``instance`` breaks a ``pattern`` keyword: a string it does not match (any
+    other value passes). The reference validator and the explaining one both ask this."""
+    return isinstance(instance, str) and not ecma_pattern(pattern).search(instance)
+
+
 def _pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Iterator[ValidationError]:
-    if validator.is_type(instance, "string") and not ecma_pattern(pattern).search(instance):
+    if pattern_fails(pattern, instance):
         yield ValidationError(f"{instance!r} does not match {pattern!r}")
 
 

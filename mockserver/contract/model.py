@@ -19,7 +19,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
 from ..errors import PROBLEM_DETAILS, ErrorShape
-from ..formats import FORMAT_CHECKER, INTEGER_RANGES, ReferenceValidator
+from ..formats import FORMAT_CHECKER, INTEGER_RANGES, ReferenceValidator, pattern_fails
 # Keys whose values are data, not subschemas: never walked for $ref.
 _DATA_KEYWORDS = frozenset({"const", "enum", "default", "examples", "example", "x-faker"})
 # Keys that only annotate; a $ref sibling with one of these overrides the target.
@@ -245,11 +245,13 @@ class Validator:
     """jsonschema as the reference, with a compiled fast path for the common case.
 
     ``is_valid`` asks jsonschema-rs (Draft 2020-12 compiled in Rust, with the same format
-    checks and ECMA-262 patterns as the reference); detailed errors always come from
-    jsonschema, so messages never depend on the fast path.
+    checks and ECMA-262 patterns as the reference); ``iter_errors`` always comes from
+    jsonschema, so messages never depend on the fast path. ``explain`` lists an invalid
+    instance's violations as the reference would, from one jsonschema-rs pass where that
+    gives the very same answer.
     """
 
-    __slots__ = ("schema", "reference", "parts", "_fast", "_want_fast")
+    __slots__ = ("schema", "reference", "parts", "_fast", "_want_fast", "_explainer")
 
     def __init__(self, schema: Mapping[str, Any], fast: bool | None = False) -> None:
         """``fast``: True compiles the fast path now, None on first use, False never (off the request path)."""
@@ -258,6 +260,7 @@ class Validator:
         self.parts = _object_parts(schema)
         self._want_fast = fast is None
         self._fast = _compile_fast(schema) if fast else None
+        self._explainer: _Explainer | None | bool = False  # False: not built yet
 
     def warm(self) -> None:
         """Compile a deferred fast path now, at start-up, instead of on the first request."""
@@ -277,6 +280,20 @@ class Validator:
         if self._fast is not None and self.is_valid(instance):
             return iter(())
         return self.reference.iter_errors(instance)
+
+    def explain(self, instance: Any) -> list[Explained] | None:
+        """The reference's errors for ``instance`` (``reference.iter_errors``), in its order, as
+        much of each as ``validation.violations_of`` reads; None where only the reference
+        itself can say (a schema or instance the mapping does not cover), so call that then.
+
+        Built on first use: only an invalid body needs it, and most schemas never see one.
+        """
+        explainer = self._explainer
+        if explainer is False:
+            self.warm()
+            # No fast path means jsonschema-rs could not take this schema (or it is cyclic).
+            explainer = self._explainer = _Explainer.build(self.schema) if self._fast is not None else None
+        return explainer.explain(instance) if explainer is not None else None
 
     @property
     def fast(self) -> bool:
@@ -384,6 +401,453 @@ def _for_fast(schema: Any) -> Any:
         else:
             out[key] = _for_fast(value)
     return out
+
+
+class Explained:
+    """One error as the reference reports it, reduced to what turns it into violations: the
+    instance path, the keyword with its value, the failing instance and the (sub)schema
+    holding the keyword, under the names ``jsonschema.ValidationError`` gives them."""
+
+    __slots__ = ("order", "absolute_path", "validator", "validator_value", "instance", "schema")
+
+    def __init__(self, order: tuple[int, ...], path: list[str | int], keyword: str, value: Any, instance: Any,
+                 schema: Mapping[str, Any]) -> None:
+        self.order = order
+        self.absolute_path = path
+        self.validator = keyword
+        self.validator_value = value
+        self.instance = instance
+        self.schema = schema
+
+    def __repr__(self) -> str:
+        return f"Explained({self.absolute_path!r}, {self.validator!r}, {self.validator_value!r})"
+
+
+# Keywords whose errors end where they are (the reference reports anyOf, oneOf and not as one
+# error of their own, without descending).
+_LEAVES = frozenset({
+    "type", "enum", "const", "multipleOf", "maximum", "exclusiveMaximum", "minimum", "exclusiveMinimum",
+    "maxLength", "minLength", "pattern", "maxItems", "minItems", "uniqueItems", "maxProperties",
+    "minProperties", "required", "format", "anyOf", "oneOf", "not",
+})
+# Where subschemas sit (one, or a list of them): all are looked through, since those under
+# anyOf, oneOf and not decide their keywords' verdicts too.
+_SUBSCHEMA = frozenset({"items", "not", "additionalProperties"})
+_SUBSCHEMAS = frozenset({"prefixItems", "allOf", "anyOf", "oneOf"})
+# Keywords the mapping does not follow, which leave the whole schema to the reference:
+# references (the reference's recursion depth, and so whether it gives up on a deep body,
+# cannot be told from outside), patternProperties (Python's re in the reference, and an
+# additionalProperties beside it lists extras differently), older drafts' words jsonschema-rs
+# still honours in 2020-12 while the reference ignores them (dependencies), and the rest of
+# the applicators, whose errors and order this mapping has not been taught.
+_UNMAPPED = frozenset({
+    "$ref", "$dynamicRef", "$recursiveRef", "$id", "$anchor", "$dynamicAnchor", "$recursiveAnchor", "$schema",
+    "additionalItems", "contains", "minContains", "maxContains", "dependencies", "dependentRequired",
+    "dependentSchemas", "disallow", "divisibleBy", "extends", "if", "then", "else", "patternProperties",
+    "propertyNames", "unevaluatedItems", "unevaluatedProperties", "contentEncoding", "contentMediaType",
+    "contentSchema",
+})
+# Keywords jsonschema-rs judges differently from the reference for some values: patterns it
+# may read otherwise than formats.ecma_pattern, formats it does not know as the reference's
+# checker does (int32 and int64 check numbers), float arithmetic in multipleOf, integers
+# beyond 2**53 against floats in comparisons and equality. Where a value could be judged
+# differently, the explaining schema renames the keyword to one judged in Python exactly as
+# the reference judges it (see _native).
+_IN_PYTHON = {keyword: f"x-mockserver-reference-{keyword}" for keyword in (
+    "pattern", "format", "multipleOf", "enum", "const", "uniqueItems", "minimum", "maximum", "exclusiveMinimum",
+    "exclusiveMaximum")}
+_RENAMED = {renamed: keyword for keyword, renamed in _IN_PYTHON.items()}
+# A reference recursing this deep into a schema could run out of Python stack where
+# jsonschema-rs does not; such schemas stay with the reference.
+_DEEPEST = 48
+_FAILED = "\x00failed"
+_TROUBLE = [0]  # bumped when a check run for the explainer raises: the reference would raise too
+
+
+def _delegated(keyword: str) -> Callable[[Any, Any], bool]:
+    """The reference's own keyword function, as a yes/no."""
+    check = ReferenceValidator.VALIDATORS[keyword]
+    return lambda value, instance: any(True for _ in check(_KEYWORD_HOST, value, instance, {}) or ())
+
+
+def _in_python(fails: Callable[[Any, Any], bool]) -> type:
+    class InPython:
+        __slots__ = ("value",)
+
+        def __init__(self, parent: dict[str, Any], value: Any, schema_path: list[str | int]) -> None:
+            self.value = value
+
+        def validate(self, instance: Any) -> None:
+            try:
+                failed = fails(self.value, instance)
+            except Exception:
+                _TROUBLE[0] += 1
+                raise
+            if failed:
+                raise ValueError(_FAILED)
+
+    return InPython
+
+
+def _format_check(name: str) -> Callable[[str], bool]:
+    def conforms(value: str) -> bool:
+        try:
+            return FORMAT_CHECKER.conforms(value, name)
+        except Exception:
+            _TROUBLE[0] += 1
+            raise
+    return conforms
+
+
+# The reference validator whose type checker and format checker the keyword functions use
+# (none of the delegated ones reads its schema argument).
+_KEYWORD_HOST = ReferenceValidator({}, format_checker=FORMAT_CHECKER)
+_PYTHON_KEYWORDS = {renamed: _in_python(_delegated(keyword)) for keyword, renamed in _IN_PYTHON.items()}
+# Checked directly as the reference checks them: building a jsonschema error only to throw it
+# away costs more than the check.
+_PYTHON_KEYWORDS[_IN_PYTHON["pattern"]] = _in_python(pattern_fails)
+_PYTHON_KEYWORDS[_IN_PYTHON["format"]] = _in_python(lambda name, instance: not FORMAT_CHECKER.conforms(instance, name))
+_EXPLAINER_FORMATS = {name: _format_check(name) for name in _RS_FORMATS}
+
+
+@lru_cache(maxsize=None)
+def _native_formats() -> frozenset[str]:
+    """The formats jsonschema-rs checks through the reference's checker, and for which the
+    reference passes every value that is not a string (jsonschema-rs never asks about one)."""
+    def strings_only(name: str) -> bool:
+        try:
+            return all(FORMAT_CHECKER.conforms(value, name) for value in (None, True, 0, 2 ** 70, 1.5, [], {}))
+        except Exception:
+            return False
+    return frozenset(name for name in _RS_FORMATS if strings_only(name))
+
+
+_EXACT_FLOAT = 2 ** 53
+_REPEAT = re.compile(r"\{([0-9]+)(,([0-9]*))?\}")
+_PUNCTUATION = frozenset("!\"#$%&'()*+,-./:;=?@[\\]^_`{|}~")  # escapable alike (not < >: words in Rust)
+
+
+def _same_regex(pattern: str) -> bool:
+    """Whether jsonschema-rs and formats.ecma_pattern surely read ``pattern`` alike: ASCII;
+    literals, escaped ASCII punctuation, ``\\d`` and ``\\w`` (and their negations outside
+    classes); plain classes (not empty, nested or with set operations); groups without ``?``
+    but ``(?:``, so no lookaround or backreference (jsonschema-rs runs those with a
+    backtracking limit); each repetition after something to repeat, at most made lazy; no
+    ``.`` (line terminators). Anything else is judged in Python."""
+    if not pattern.isascii():
+        return False
+    i, end = 0, len(pattern)
+    repeatable = repeated = False  # after an atom; after a repetition (which only ? may follow)
+    while i < end:
+        char = pattern[i]
+        if char in "*+?{":
+            if char == "{":
+                repeat = _REPEAT.match(pattern, i)
+                if repeat is None or (repeat.group(3) and int(repeat.group(3)) < int(repeat.group(1))):
+                    return False
+                i = repeat.end()
+            else:
+                i += 1
+            if repeatable:
+                repeatable, repeated = False, True
+            elif repeated and char == "?":
+                repeated = False
+            else:
+                return False
+            continue
+        repeatable, repeated = True, False
+        if char == "\\":
+            if i + 1 == end or not (pattern[i + 1] in _PUNCTUATION or pattern[i + 1] in "dDwW"):
+                return False
+            i += 2
+        elif char == "[":
+            i += 1
+            if pattern.startswith("^", i):
+                i += 1
+            if pattern.startswith("]", i):
+                return False
+            while i < end and pattern[i] != "]":
+                if pattern[i] == "\\":
+                    escaped = pattern[i + 1:i + 2]
+                    if escaped in ("d", "w"):
+                        if pattern[i - 1] == "-" or pattern.startswith("-", i + 2):
+                            return False
+                    elif not escaped or escaped not in _PUNCTUATION:
+                        return False
+                    i += 2
+                    continue
+                if pattern[i] == "[" or not pattern[i].isprintable() or pattern.startswith(("&&", "--", "~~"), i):
+                    return False
+                i += 1
+            if i == end:
+                return False
+            i += 1
+        elif char == "(":
+            if pattern.startswith("(?", i) and not pattern.startswith("(?:", i):
+                return False
+            i += 3 if pattern.startswith("(?:", i) else 1
+            repeatable = False
+        elif char in "|^$":
+            i += 1
+            repeatable = False
+        elif char in ".]}" or not char.isprintable():
+            return False
+        else:
+            i += 1
+    return True
+
+
+def _native(keyword: str, value: Any) -> bool:
+    """Whether jsonschema-rs's own reading of ``keyword: value`` is the reference's for every value."""
+    if keyword == "pattern":
+        return isinstance(value, str) and _same_regex(value)
+    if keyword == "format":
+        return value in _native_formats()
+    if keyword == "enum":
+        return isinstance(value, list) and all(option is None or isinstance(option, str) for option in value)
+    if keyword == "const":
+        return value is None or isinstance(value, str)
+    if keyword in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        return type(value) is int and -_EXACT_FLOAT < value < _EXACT_FLOAT
+    return False
+
+
+class _Unmapped(Exception):
+    pass
+
+
+def _explaining(schema: Any) -> tuple[Any, dict[int, dict[str, int]]]:
+    """The schema jsonschema-rs explains with (the same, but for keywords renamed to be judged
+    in Python), and where each key stands in each (sub)schema and each ``properties`` of the
+    original, by identity. Raises _Unmapped for a schema the mapping does not follow."""
+    positions: dict[int, dict[str, int]] = {}
+    copies: dict[int, tuple[Any, int]] = {}
+
+    def copy(node: Any, depth: int) -> tuple[Any, int]:
+        """(the copy, the height of the node)."""
+        if node is True:
+            return True, 0
+        if not isinstance(node, dict):
+            raise _Unmapped
+        known = copies.get(id(node))
+        if known is None:
+            copies[id(node)] = (None, _DEEPEST + 1)  # a cycle goes too deep
+            out: dict[str, Any] = {}
+            height = 0
+            positions[id(node)] = {key: i for i, key in enumerate(node)}
+            for key, value in node.items():
+                if key in _UNMAPPED or key in _RENAMED:
+                    raise _Unmapped
+                if key == "properties":
+                    if not isinstance(value, dict) or "" in value:
+                        raise _Unmapped
+                    positions[id(value)] = {name: i for i, name in enumerate(value)}
+                    out[key] = {}
+                    for name, sub in value.items():
+                        out[key][name], below = copy(sub, depth + 1)
+                        height = max(height, below + 1)
+                elif key in _SUBSCHEMA and not (key == "additionalProperties" and value is False):
+                    out[key], below = copy(value, depth + 1)
+                    height = max(height, below + 1)
+                elif key in _SUBSCHEMAS:
+                    if not isinstance(value, list):
+                        raise _Unmapped
+                    out[key] = []
+                    for sub in value:
+                        done, below = copy(sub, depth + 1)
+                        out[key].append(done)
+                        height = max(height, below + 1)
+                elif key in _IN_PYTHON and not _native(key, value):
+                    out[_IN_PYTHON[key]] = value
+                else:
+                    out[key] = value
+            known = copies[id(node)] = (out, height)
+        if depth + known[1] > _DEEPEST:
+            raise _Unmapped
+        return known
+
+    return copy(schema, 0)[0], positions
+
+
+class _Explainer:
+    """jsonschema-rs's errors mapped onto the reference's: its ``iter_errors`` finds the same
+    failing keywords (those it could judge differently are judged in Python), and each error's
+    schema and instance paths give the place the reference's depth-first walk would meet it,
+    which is the reference's order: keywords as the schema writes them, properties as
+    declared, items by index."""
+
+    __slots__ = ("rs", "root", "positions", "routes")
+
+    def __init__(self, rs: Any, root: Mapping[str, Any], positions: dict[int, dict[str, int]]) -> None:
+        self.rs = rs
+        self.root = root
+        self.positions = positions
+        self.routes: dict[tuple[str | int, ...], _Route | None] = {}
+
+    @classmethod
+    def build(cls, schema: Mapping[str, Any]) -> _Explainer | None:
+        try:
+            explaining, positions = _explaining(schema)
+            rs = jsonschema_rs.Draft202012Validator(explaining, formats=_EXPLAINER_FORMATS, validate_formats=True,
+                                                    ignore_unknown_formats=True, keywords=_PYTHON_KEYWORDS)
+        except Exception:  # _Unmapped, or anything jsonschema-rs refuses: the reference explains
+            return None
+        return cls(rs, schema, positions)
+
+    def explain(self, instance: Any) -> list[Explained] | None:
+        trouble = _TROUBLE[0]
+        found = []
+        routes = self.routes
+        try:
+            for error in self.rs.iter_errors(instance):
+                steps = tuple(error.schema_path)
+                if steps and steps[-1] in _RENAMED and error.message != _FAILED:
+                    return None
+                route = routes.get(steps, False)
+                if route is False:
+                    route = self._route(steps)
+                    if len(routes) < 4096:
+                        routes[steps] = route
+                placed = route.place(error.instance_path, instance) if route is not None else None
+                if placed is None:
+                    return None
+                found.append(placed)
+        except Exception:  # whatever it cannot take, the reference answers for
+            return None
+        if _TROUBLE[0] != trouble:
+            return None
+        for error in found:
+            # The reference writes the failing value into its message (all but these two),
+            # and gives up (RecursionError) on one nested deep enough: whether it does depends
+            # on its stack, so such a value is left to it.
+            if error.validator not in ("required", "additionalProperties") and _nested_deeper(error.instance):
+                return None
+        found.sort(key=_order)
+        return found
+
+    def _route(self, steps: tuple[str | int, ...]) -> _Route | None:
+        """How the reference reaches an error at ``steps`` (a schema path of the explaining
+        schema); None for a path this mapping cannot follow."""
+        positions = self.positions
+        node: Any = self.root
+        order: list[int] = []
+        moves: list[tuple[int, Any, int]] = []
+        i, last = 0, len(steps) - 1
+        while i <= last:
+            keyword = steps[i]
+            keyword = _RENAMED.get(keyword, keyword) if type(keyword) is str else None
+            where = positions.get(id(node))
+            if where is None or keyword not in where:
+                return None
+            order.append(where[keyword])
+            sub = node[keyword]
+            if i == last:
+                if not (keyword in _LEAVES or (keyword == "additionalProperties" and sub is False)):
+                    return None
+                return _Route(tuple(order), tuple(moves), keyword, sub, node)
+            following = steps[i + 1]
+            if keyword == "allOf":
+                if type(following) is not int or not 0 <= following < len(sub):
+                    return None
+                order.append(following)
+                node = sub[following]
+                i += 2
+            elif keyword == "properties":
+                if type(following) is not str or following not in sub:
+                    return None
+                order.append(positions[id(sub)][following])
+                moves.append((_PROPERTY, following, -1))
+                node = sub[following]
+                i += 2
+            elif keyword == "prefixItems":
+                if type(following) is not int or not 0 <= following < len(sub):
+                    return None
+                order.append(following)
+                moves.append((_PREFIX, following, -1))
+                node = sub[following]
+                i += 2
+            elif keyword == "items":
+                moves.append((_ITEM, None, len(order)))
+                order.append(0)
+                node = sub
+                i += 1
+            elif keyword == "additionalProperties":
+                moves.append((_EXTRA, node.get("properties", {}), len(order)))
+                order.append(0)
+                node = sub
+                i += 1
+            else:
+                return None
+        return None
+
+
+_PROPERTY, _PREFIX, _ITEM, _EXTRA = range(4)
+
+
+class _Route:
+    """The reference's way to one keyword: where it stands in the walk (with a slot for each
+    item index or extra property), and the instance steps that lead there."""
+
+    __slots__ = ("order", "moves", "keyword", "value", "schema")
+
+    def __init__(self, order: tuple[int, ...], moves: tuple[tuple[int, Any, int], ...], keyword: str, value: Any,
+                 schema: Mapping[str, Any]) -> None:
+        self.order = order
+        self.moves = moves
+        self.keyword = keyword
+        self.value = value
+        self.schema = schema
+
+    def place(self, at: list[str | int], instance: Any) -> Explained | None:
+        """The error met at instance path ``at``; None where jsonschema-rs's path cannot be read
+        back exactly (a property named like a number, which it writes as one, or an empty name,
+        which it leaves out)."""
+        if len(at) != len(self.moves):
+            return None
+        order = self.order
+        value = instance
+        for (move, expected, slot), step in zip(self.moves, at):
+            if move == _PROPERTY:
+                if type(value) is not dict or step != expected or step not in value:
+                    return None
+            elif move == _EXTRA:
+                if type(value) is not dict or type(step) is not str or step not in value or step in expected \
+                        or "" in value:
+                    return None
+                # The reference walks the extra properties in the order of a set built from
+                # them (find_additional_properties), which this process reproduces exactly.
+                extras = list(set(name for name in value if name not in expected))
+                order = (*order[:slot], extras.index(step), *order[slot + 1:])
+            else:
+                if type(value) is not list or type(step) is not int or not 0 <= step < len(value):
+                    return None
+                if move == _PREFIX:
+                    if step != expected:
+                        return None
+                else:
+                    order = (*order[:slot], step, *order[slot + 1:])
+            value = value[step]
+        return Explained(order, list(at), self.keyword, self.value, value, self.schema)
+
+
+def _order(error: Explained) -> tuple[int, ...]:
+    return error.order
+
+
+_NESTED = 64
+
+
+def _nested_deeper(value: Any) -> bool:
+    """Whether arrays and objects nest in ``value`` more than _NESTED levels deep."""
+    if not isinstance(value, (dict, list)):
+        return False
+    level = [value]
+    for _ in range(_NESTED):
+        level = [inner for outer in level for inner in (outer.values() if isinstance(outer, dict) else outer)
+                 if isinstance(inner, (dict, list))]
+        if not level:
+            return False
+    return True
 
 
 @lru_cache(maxsize=None)
