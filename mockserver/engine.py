@@ -13,7 +13,7 @@ import copy
 import re
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Iterator, Mapping
-from urllib.parse import urlencode
+from urllib.parse import quote_plus, urlencode
 
 
 from .answers import MockResponse, error_answer, scripted_answer
@@ -318,9 +318,7 @@ class Engine:
         if not page.items:  # the answer is the array itself
             return chosen
 
-        def url(n: int) -> str:
-            paging = {page.limit_param: str(limit), page.page_param: str(n)} if page.page_param else {}
-            return f"{req.path}?{urlencode({**req.query, **paging})}"
+        url = _page_urls(req.path, req.query, page.limit_param, limit, page.page_param)
 
         def link(n: int) -> str | None:
             return url(n) if 1 <= n <= pages else None
@@ -538,3 +536,23 @@ class _Plans(dict):
                 return default
             found = self[key] = response_plan(op, key[1], dynamic=self.dynamic, prefer_null=self.prefer_null)
         return found
+
+
+def _page_urls(path: str, query: Mapping[str, str], limit_param: str | None, limit: int,
+               page_param: str | None) -> Callable[[int], str]:
+    """The URL of page ``n`` of this list: the request's own query with the paging set. The
+    query is encoded once (as urlencode writes it), not once for every link of the answer."""
+    if not page_param:
+        whole = urlencode(query)
+        return lambda n: f"{path}?{whole}"
+    merged: dict[Any, Any] = {**query, limit_param: str(limit), page_param: None}
+    before: list[str] = []
+    after: list[str] = []
+    side = before
+    for name, value in merged.items():
+        if name == page_param:
+            side = after
+        else:
+            side.append(f"{quote_plus(str(name))}={quote_plus(str(value))}")
+    head, tail, key = "&".join(before), "&".join(after), quote_plus(str(page_param))
+    return lambda n: f"{path}?" + "&".join(x for x in (head, f"{key}={n}", tail) if x)

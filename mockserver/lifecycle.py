@@ -535,6 +535,7 @@ class SharedDeliveries(Deliveries):
         super().__init__(engine, timeout_s, fast_retries, allowed_hosts, limit, environment, queue_limit)
         self.shared = lines
         self.working: dict[bytes, asyncio.Task[None]] = {}
+        self._ending: set[asyncio.Task[None]] = set()
         self._sweeper: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -599,7 +600,8 @@ class SharedDeliveries(Deliveries):
             renewer.cancel()
             if self.working.get(key) is asyncio.current_task():
                 del self.working[key]
-            with contextlib.suppress(StateUnavailable):
+            # Best effort: a lease not let go expires by itself, and another replica takes the line.
+            with contextlib.suppress(Exception):
                 await self.shared.let_go(key)
 
     async def _renew(self, key: bytes, lost: asyncio.Event) -> None:
@@ -642,7 +644,9 @@ class SharedDeliveries(Deliveries):
             with contextlib.suppress(StateUnavailable):
                 await self.shared.end_line(tenant, key)
 
-        asyncio.get_running_loop().create_task(end())
+        task = asyncio.get_running_loop().create_task(end())
+        self._ending.add(task)  # held until done: a task nobody references may be collected mid-way
+        task.add_done_callback(self._ending.discard)
 
     async def release(self, tenant: str, stored: Stored, generation: int) -> tuple[int, dict[str, Any]] | ApiProblem:
         key = _line_key(tenant, str(stored.body.get(self._spec.fields.id)))

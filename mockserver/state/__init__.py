@@ -5,8 +5,11 @@ second implementation (shared state on another store) can stand in for the in-me
 
 * :mod:`.store`: resources clients created, per tenant;
 * ``mockserver.journal``: what the mock received and answered;
-* ``mockserver.scenarios.ScenarioBook``: the scenario selection, client bindings and ``times`` counters;
+* :mod:`.book` (the ledger of ``mockserver.scenarios.ScenarioBook``): the scenario selection,
+  client bindings, ``times`` counters and how often each rule answered;
 * ``mockserver.lifecycle.Deliveries``: per-webhook delivery state and queues.
+
+:mod:`.redis` has the same owners on Redis (``--state redis://...``), shared by every replica.
 
 :class:`Epoch` is the reset barrier they share: every request and delivery carries the
 epoch it started in, and work of an older epoch is not stored, journaled or delivered.
