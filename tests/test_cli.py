@@ -172,6 +172,7 @@ def test_serve_warns_when_bound_to_all_interfaces():
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=15)
     assert "all interfaces" in err
+    assert "admin routes" in err and "--admin-token" in err  # off loopback, say who can drive it
 
 
 def test_a_port_in_use_is_one_line_that_suggests_port_0():
