@@ -19,7 +19,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
 from ..errors import PROBLEM_DETAILS, ErrorShape
-from ..formats import FORMAT_CHECKER, INTEGER_RANGES, ReferenceValidator, pattern_fails
+from ..formats import FORMAT_CHECKER, INTEGER_RANGES, ReferenceValidator, ecma_pattern, pattern_fails
 # Keys whose values are data, not subschemas: never walked for $ref.
 _DATA_KEYWORDS = frozenset({"const", "enum", "default", "examples", "example", "x-faker"})
 # Keys that only annotate; a $ref sibling with one of these overrides the target.
@@ -245,7 +245,9 @@ class Validator:
     """jsonschema as the reference, with a compiled fast path for the common case.
 
     ``is_valid`` asks jsonschema-rs (Draft 2020-12 compiled in Rust, with the same format
-    checks and ECMA-262 patterns as the reference); ``iter_errors`` always comes from
+    checks as the reference), which judges in Python, as the reference does, each keyword it
+    could read otherwise (the explainer's trust rules, see _judged), and leaves to the
+    reference a schema it cannot be trusted with at all. ``iter_errors`` always comes from
     jsonschema, so messages never depend on the fast path. ``explain`` lists an invalid
     instance's violations as the reference would, from one jsonschema-rs pass where that
     gives the very same answer.
@@ -272,8 +274,17 @@ class Validator:
         if self._want_fast:
             self._want_fast = False
             self._fast = _compile_fast(self.schema)
-        if self._fast is not None:
-            return self._fast(instance)
+        fast = self._fast
+        if fast is not None:
+            trouble = _TROUBLE[0]
+            try:
+                valid = fast(instance)
+            except Exception:  # a value jsonschema-rs cannot take (a lone surrogate): the reference judges it
+                return self.reference.is_valid(instance)
+            # A check judged in Python raised, and jsonschema-rs took that for a failure, where
+            # the reference raises too (or never gets that far): its answer is the one.
+            if _TROUBLE[0] == trouble:
+                return valid
         return self.reference.is_valid(instance)
 
     def iter_errors(self, instance: Any) -> Iterator[ValidationError]:
@@ -356,51 +367,96 @@ def compile_validator(schema: Mapping[str, Any], fast: bool | None = False) -> V
     return Validator(schema, fast)
 
 
-# The formats the fast validator knows of its own accord, each made to mean what it means to
-# the reference (FORMAT_CHECKER: checked as there, or not at all), so the two always agree.
+# The formats jsonschema-rs knows of its own accord, each made to mean what it means to the
+# reference (FORMAT_CHECKER: checked as there, or not at all), so the two always agree.
 _RS_FORMATS = ("date", "date-time", "duration", "email", "hostname", "idn-email", "idn-hostname", "ipv4", "ipv6",
                "iri", "iri-reference", "json-pointer", "regex", "relative-json-pointer", "time", "uri",
                "uri-reference", "uri-template", "uuid")
 
 
-def _as_reference(name: str) -> Callable[[str], bool]:
-    if name not in FORMAT_CHECKER.checkers:
-        return lambda value: True
-    return lambda value: FORMAT_CHECKER.conforms(value, name)
-
-
-_FORMATS = {name: _as_reference(name) for name in _RS_FORMATS}
-
-
 def _compile_fast(schema: Mapping[str, Any]) -> Callable[[Any], bool] | None:
-    """jsonschema-rs (Draft 2020-12, compiled in Rust) for the same schema; None for what it
-    cannot compile, which then stays with jsonschema alone."""
+    """jsonschema-rs's yes or no (Draft 2020-12, compiled in Rust) for the schema as _judged
+    gives it; None for a schema it cannot take or be trusted with, which then stays with the
+    reference alone."""
     try:
-        return jsonschema_rs.Draft202012Validator(_for_fast(schema), formats=_FORMATS, validate_formats=True,
-                                                  ignore_unknown_formats=True).is_valid
-    except Exception:  # anything it refuses stays with the reference
+        return jsonschema_rs.Draft202012Validator(_judged(schema), formats=_FORMATS, validate_formats=True,
+                                                  ignore_unknown_formats=True, keywords=_PYTHON_KEYWORDS).is_valid
+    except Exception:  # _Untrusted, a cycle, or anything jsonschema-rs refuses: the reference decides
         return None
 
 
-def _for_fast(schema: Any) -> Any:
-    """The same schema in words the fast validator reads alike: an integer format as the
-    range it stands for (its format checks only ever see strings)."""
-    if isinstance(schema, list):
-        return [_for_fast(v) for v in schema]
-    if not isinstance(schema, dict):
-        return schema
-    out: dict[str, Any] = {}
-    for key, value in schema.items():
-        if key == "format" and value in INTEGER_RANGES:
-            low, high = INTEGER_RANGES[value]
-            out["allOf"] = [*out.get("allOf", ()), {"minimum": low, "maximum": high}]
-        elif key == "allOf":
-            out[key] = [*_for_fast(value), *out.get("allOf", ())]
-        elif key in _DATA_KEYWORDS:
-            out[key] = value
-        else:
-            out[key] = _for_fast(value)
-    return out
+class _Untrusted(Exception):
+    pass
+
+
+# Keywords whose values map names (never renamed) to subschemas.
+_NAMED_SUBSCHEMAS = frozenset({"properties", "patternProperties", "$defs", "definitions", "dependentSchemas"})
+_REFERENCES = frozenset({"$ref", "$dynamicRef", "$recursiveRef"})
+
+
+def _judged(schema: Any) -> Any:
+    """The schema jsonschema-rs decides with: the same, read through the explainer's trust rules.
+    A keyword whose value it could judge otherwise than the reference is renamed to the one
+    judged in Python (_rs_keyword); a word the reference ignores in 2020-12 (_IGNORED) is left
+    out; an integer format becomes the range it stands for where jsonschema-rs compares that
+    range exactly (its format checks only ever see strings). Raises _Untrusted where renaming
+    cannot help: patternProperties that Python's re (the reference's reading of them) could read
+    otherwise, a reference through a place the renaming changed, a renamed keyword written as
+    such, a cycle.
+
+    Every subschema is looked through, not only those the explainer follows, since a reference
+    may point anywhere; shared parts are copied once."""
+    copies: dict[int, Any] = {}
+    references: list[str] = []
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, list):
+            return [walk(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        if id(node) in copies:
+            known = copies[id(node)]
+            if known is None:
+                raise _Untrusted  # a cycle (jsonschema-rs takes a document, not a graph)
+            return known
+        copies[id(node)] = None
+        out: dict[str, Any] = {}
+        ranges = []
+        for key, value in node.items():
+            if key in _RENAMED:
+                raise _Untrusted
+            if key in _IGNORED:
+                continue
+            if key in _NAMED_SUBSCHEMAS and isinstance(value, dict):
+                if key == "patternProperties" and not all(_same_in_re(pattern) for pattern in value):
+                    raise _Untrusted
+                out[key] = {name: walk(sub) for name, sub in value.items()}
+            elif key == "format" and isinstance(value, str) and value in INTEGER_RANGES \
+                    and all(_native("minimum", limit) for limit in INTEGER_RANGES[value]):
+                low, high = INTEGER_RANGES[value]
+                ranges.append({"minimum": low, "maximum": high})
+            elif key in _IN_PYTHON:
+                out[_rs_keyword(key, value)] = value
+            elif key in _DATA_KEYWORDS or key == "dependentRequired":  # data, or names that must stay as written
+                out[key] = value
+            else:
+                if key in _REFERENCES and isinstance(value, str):
+                    references.append(value)
+                out[key] = walk(value)
+        if ranges:
+            if not isinstance(out.setdefault("allOf", []), list):
+                raise _Untrusted
+            out["allOf"] = [*out["allOf"], *ranges]
+        copies[id(node)] = out
+        return out
+
+    judged = walk(schema)
+    for reference in references:
+        fragment = reference.partition("#")[2]
+        if fragment.startswith("/") and any(
+                unquote(step).replace("~1", "/").replace("~0", "~") in _REF_BLIND for step in fragment.split("/")):
+            raise _Untrusted
+    return judged
 
 
 class Explained:
@@ -438,15 +494,16 @@ _SUBSCHEMAS = frozenset({"prefixItems", "allOf", "anyOf", "oneOf"})
 # references (the reference's recursion depth, and so whether it gives up on a deep body,
 # cannot be told from outside), patternProperties (Python's re in the reference, and an
 # additionalProperties beside it lists extras differently), older drafts' words jsonschema-rs
-# still honours in 2020-12 while the reference ignores them (dependencies), and the rest of
-# the applicators, whose errors and order this mapping has not been taught.
+# still honours in 2020-12 while the reference ignores them (_IGNORED), and the rest of the
+# applicators, whose errors and order this mapping has not been taught.
+_IGNORED = frozenset({"dependencies"})
 _UNMAPPED = frozenset({
     "$ref", "$dynamicRef", "$recursiveRef", "$id", "$anchor", "$dynamicAnchor", "$recursiveAnchor", "$schema",
-    "additionalItems", "contains", "minContains", "maxContains", "dependencies", "dependentRequired",
+    "additionalItems", "contains", "minContains", "maxContains", "dependentRequired",
     "dependentSchemas", "disallow", "divisibleBy", "extends", "if", "then", "else", "patternProperties",
     "propertyNames", "unevaluatedItems", "unevaluatedProperties", "contentEncoding", "contentMediaType",
     "contentSchema",
-})
+}) | _IGNORED
 # Keywords jsonschema-rs judges differently from the reference for some values: patterns it
 # may read otherwise than formats.ecma_pattern, formats it does not know as the reference's
 # checker does (int32 and int64 check numbers), float arithmetic in multipleOf, integers
@@ -457,6 +514,9 @@ _IN_PYTHON = {keyword: f"x-mockserver-reference-{keyword}" for keyword in (
     "pattern", "format", "multipleOf", "enum", "const", "uniqueItems", "minimum", "maximum", "exclusiveMinimum",
     "exclusiveMaximum")}
 _RENAMED = {renamed: keyword for keyword, renamed in _IN_PYTHON.items()}
+# Where a reference cannot point through once the renaming has changed the place (or, for
+# data, not looked inside).
+_REF_BLIND = frozenset(_IN_PYTHON) | _IGNORED | _DATA_KEYWORDS
 # A reference recursing this deep into a schema could run out of Python stack where
 # jsonschema-rs does not; such schemas stay with the reference.
 _DEEPEST = 48
@@ -507,7 +567,7 @@ _PYTHON_KEYWORDS = {renamed: _in_python(_delegated(keyword)) for keyword, rename
 # away costs more than the check.
 _PYTHON_KEYWORDS[_IN_PYTHON["pattern"]] = _in_python(pattern_fails)
 _PYTHON_KEYWORDS[_IN_PYTHON["format"]] = _in_python(lambda name, instance: not FORMAT_CHECKER.conforms(instance, name))
-_EXPLAINER_FORMATS = {name: _format_check(name) for name in _RS_FORMATS}
+_FORMATS = {name: _format_check(name) for name in _RS_FORMATS}
 
 
 @lru_cache(maxsize=None)
@@ -612,6 +672,20 @@ def _native(keyword: str, value: Any) -> bool:
     return False
 
 
+def _rs_keyword(keyword: str, value: Any) -> str:
+    """The keyword jsonschema-rs is given for ``keyword: value`` (one of _IN_PYTHON): itself where
+    it reads it as the reference does, else the one judged in Python exactly as the reference
+    judges it. The explainer and the decision both go by this."""
+    return keyword if _native(keyword, value) else _IN_PYTHON[keyword]
+
+
+def _same_in_re(pattern: Any) -> bool:
+    """Whether Python's re, which the reference matches patternProperties with, reads ``pattern``
+    as jsonschema-rs does: the two engines agree on it (_same_regex) and it holds nothing that
+    formats.ecma_pattern would have to translate."""
+    return isinstance(pattern, str) and _same_regex(pattern) and ecma_pattern(pattern).pattern == pattern
+
+
 class _Unmapped(Exception):
     pass
 
@@ -657,8 +731,8 @@ def _explaining(schema: Any) -> tuple[Any, dict[int, dict[str, int]]]:
                         done, below = copy(sub, depth + 1)
                         out[key].append(done)
                         height = max(height, below + 1)
-                elif key in _IN_PYTHON and not _native(key, value):
-                    out[_IN_PYTHON[key]] = value
+                elif key in _IN_PYTHON:
+                    out[_rs_keyword(key, value)] = value
                 else:
                     out[key] = value
             known = copies[id(node)] = (out, height)
@@ -688,7 +762,7 @@ class _Explainer:
     def build(cls, schema: Mapping[str, Any]) -> _Explainer | None:
         try:
             explaining, positions = _explaining(schema)
-            rs = jsonschema_rs.Draft202012Validator(explaining, formats=_EXPLAINER_FORMATS, validate_formats=True,
+            rs = jsonschema_rs.Draft202012Validator(explaining, formats=_FORMATS, validate_formats=True,
                                                     ignore_unknown_formats=True, keywords=_PYTHON_KEYWORDS)
         except Exception:  # _Unmapped, or anything jsonschema-rs refuses: the reference explains
             return None
