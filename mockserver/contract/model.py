@@ -18,6 +18,7 @@ import jsonschema_rs
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
+from .. import jsoncodec
 from ..errors import PROBLEM_DETAILS, ErrorShape
 from ..formats import FORMAT_CHECKER, INTEGER_RANGES, ReferenceValidator, ecma_pattern, pattern_fails
 # Keys whose values are data, not subschemas: never walked for $ref.
@@ -379,10 +380,20 @@ def _compile_fast(schema: Mapping[str, Any]) -> Callable[[Any], bool] | None:
     gives it; None for a schema it cannot take or be trusted with, which then stays with the
     reference alone."""
     try:
-        return jsonschema_rs.Draft202012Validator(_judged(schema), formats=_FORMATS, validate_formats=True,
+        judged = _judged(schema)
+        if len(jsoncodec.dumps(judged)) > FAST_SCHEMA_BUDGET:
+            return None
+        return jsonschema_rs.Draft202012Validator(judged, formats=_FORMATS, validate_formats=True,
                                                   ignore_unknown_formats=True, keywords=_PYTHON_KEYWORDS).is_valid
     except Exception:  # _Untrusted, a cycle, or anything jsonschema-rs refuses: the reference decides
         return None
+
+
+# jsonschema-rs compiles a schema as one expanded tree: a request body whose schema is over this
+# many bytes of JSON once its references are expanded (the largest of a big vendor document run to
+# a megabyte) would cost tens of MiB compiled. Those stay with the reference, whose cost grows with
+# the body sent rather than with the schema.
+FAST_SCHEMA_BUDGET = 100_000
 
 
 class _Untrusted(Exception):
@@ -410,8 +421,10 @@ def _judged(schema: Any) -> Any:
     references: list[str] = []
 
     def walk(node: Any) -> Any:
+        # Copy on write: a subtree nothing is renamed in is the document's own, shared, not copied.
         if isinstance(node, list):
-            return [walk(item) for item in node]
+            items = [walk(item) for item in node]
+            return node if all(a is b for a, b in zip(items, node)) else items
         if not isinstance(node, dict):
             return node
         if id(node) in copies:
@@ -422,33 +435,46 @@ def _judged(schema: Any) -> Any:
         copies[id(node)] = None
         out: dict[str, Any] = {}
         ranges = []
+        changed = False
         for key, value in node.items():
             if key in _RENAMED:
                 raise _Untrusted
             if key in _IGNORED:
+                changed = True
                 continue
             if key in _NAMED_SUBSCHEMAS and isinstance(value, dict):
                 if key == "patternProperties" and not all(_same_in_re(pattern) for pattern in value):
                     raise _Untrusted
-                out[key] = {name: walk(sub) for name, sub in value.items()}
+                named = {name: walk(sub) for name, sub in value.items()}
+                if any(named[name] is not sub for name, sub in value.items()):
+                    changed = True
+                    out[key] = named
+                else:
+                    out[key] = value
             elif key == "format" and isinstance(value, str) and value in INTEGER_RANGES \
                     and all(_native("minimum", limit) for limit in INTEGER_RANGES[value]):
                 low, high = INTEGER_RANGES[value]
                 ranges.append({"minimum": low, "maximum": high})
+                changed = True
             elif key in _IN_PYTHON:
-                out[_rs_keyword(key, value)] = value
+                renamed = _rs_keyword(key, value)
+                changed = changed or renamed != key
+                out[renamed] = value
             elif key in _DATA_KEYWORDS or key == "dependentRequired":  # data, or names that must stay as written
                 out[key] = value
             else:
                 if key in _REFERENCES and isinstance(value, str):
                     references.append(value)
-                out[key] = walk(value)
+                walked = walk(value)
+                changed = changed or walked is not value
+                out[key] = walked
         if ranges:
             if not isinstance(out.setdefault("allOf", []), list):
                 raise _Untrusted
             out["allOf"] = [*out["allOf"], *ranges]
-        copies[id(node)] = out
-        return out
+        result = out if changed else node
+        copies[id(node)] = result
+        return result
 
     judged = walk(schema)
     for reference in references:
