@@ -36,7 +36,7 @@ from .contract import Contract, Operation, deepest_error, default_spec_dir, ship
 from .errors import PROBLEM_DETAILS, ErrorShape, LoadError, LoadErrors, format_path, forbidden_message, line_of, problem
 from .answers import PROBLEM
 from .generation import BodyPlan, Generator, response_plan, sample_generator
-from .state.book import Ledger, MemoryLedger, client_of, fingerprint
+from .state.book import Ledger, MemoryLedger, client_of, fingerprint  # noqa: F401 - fingerprint is used from here too
 
 log = logging.getLogger("mockserver.scenarios")
 

@@ -109,3 +109,23 @@ def live():
     yield start
     for server in servers:
         server.stop()
+
+
+def request_bodies() -> list[tuple[str, Any]]:
+    """(name, operation) once per JSON request body schema of the bundled contract, the petstore
+    and two vendor documents: the bodies the validators are checked over."""
+    from mockserver.contract.build import load_openapi
+
+    contracts = [("bundled", CONTRACT), ("petstore", load_openapi([DATA / "openapi" / "petstore.yaml"]))]
+    for name in ("identity-api.json", "event-api.json"):
+        contracts.append((name, load_openapi([DATA / "vendor" / name], ["solvimon"])))
+    seen: set[int] = set()
+    out = []
+    for label, contract in contracts:
+        for op in contract.operations:
+            body = op.request_body
+            if body is None or not body.json or id(body.schema) in seen:
+                continue
+            seen.add(id(body.schema))
+            out.append((f"{label}:{op.operation_id}", op))
+    return out

@@ -16,30 +16,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import CONTRACT, DATA
-from mockserver.contract.build import load_openapi
+from conftest import request_bodies
 from mockserver import jsoncodec
 from mockserver.contract.model import FAST_SCHEMA_BUDGET, Validator
 from mockserver.generation import Generator, compile_maker
 
 
-def _bodies() -> list[tuple[str, Any]]:
-    contracts = [("bundled", CONTRACT), ("petstore", load_openapi([DATA / "openapi" / "petstore.yaml"]))]
-    for name in ("identity-api.json", "event-api.json"):
-        contracts.append((name, load_openapi([DATA / "vendor" / name], ["solvimon"])))
-    seen: set[int] = set()
-    out = []
-    for label, contract in contracts:
-        for op in contract.operations:
-            body = op.request_body
-            if body is None or not body.json or id(body.schema) in seen:
-                continue
-            seen.add(id(body.schema))
-            out.append((f"{label}:{op.operation_id}", body.schema))
-    return out
-
-
-BODIES = _bodies()
+BODIES = [(name, op.request_body.schema) for name, op in request_bodies()]
 TRICKY_STRINGS = ["abc\n", "\n", "١٢٣", "ａｂｃ", "é", "x" * 300, "", " ", "2024-02-30T00:00:00Z",
                   "2024-01-01T00:00:60Z", "https://example.com", "not a url", "0", "-1"]
 EDGE_NUMBERS = [2 ** 31 - 1, 2 ** 31, -(2 ** 31) - 1, 2 ** 63 - 1, 2 ** 63, 2 ** 64 + 1, -(2 ** 63) - 1, 0, -1, 1.5,

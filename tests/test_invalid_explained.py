@@ -22,9 +22,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import CONTRACT, CREATE, DATA
+from conftest import CREATE, request_bodies
 from mockserver import jsoncodec
-from mockserver.contract.build import load_openapi
 from mockserver.contract.model import FAST_SCHEMA_BUDGET, Validator
 from mockserver.errors import INVALID_FIELD, Violation
 from mockserver.formats import ecma_pattern
@@ -305,23 +304,7 @@ def test_what_the_mapping_does_not_follow_stays_with_the_reference(name, monkeyp
     agree()
 
 
-def _bodies() -> list[tuple[str, Any]]:
-    contracts = [("bundled", CONTRACT), ("petstore", load_openapi([DATA / "openapi" / "petstore.yaml"]))]
-    for name in ("identity-api.json", "event-api.json"):
-        contracts.append((name, load_openapi([DATA / "vendor" / name], ["solvimon"])))
-    seen: set[int] = set()
-    out = []
-    for label, contract in contracts:
-        for op in contract.operations:
-            body = op.request_body
-            if body is None or not body.json or id(body.schema) in seen:
-                continue
-            seen.add(id(body.schema))
-            out.append((f"{label}:{op.operation_id}", op))
-    return out
-
-
-BODIES = _bodies()
+BODIES = request_bodies()  # (name, operation) of every JSON request body
 
 
 @pytest.mark.parametrize("strict", [False, True], ids=["lenient", "strict"])

@@ -54,10 +54,11 @@ would not allow.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import math
 import re
-from typing import Any, Iterable, Sequence
+from typing import Any, AsyncIterator, Sequence
 from urllib.parse import parse_qsl, unquote, urlencode
 
 import redis.exceptions as rexc
@@ -628,22 +629,15 @@ class RedisState:
     async def _send(self, batch: list[tuple[Any, tuple[Any, ...], asyncio.Future[Any]]]) -> None:
         keys = (self._gen,)
         try:
-            try:
-                async with asyncio.timeout(self.deadline):
-                    pipe = self.client.pipeline(transaction=False)
-                    for script, args, _ in batch:
-                        pipe.evalsha(script.sha, 1, *keys, self.prefix, *args)
-                    results = await pipe.execute(raise_on_error=False)
-                    for i, result in enumerate(results):
-                        if isinstance(result, rexc.NoScriptError):  # a restarted Redis forgot them
-                            script, args, _ = batch[i]
-                            results[i] = await script(keys=list(keys), args=[self.prefix, *args])
-            except TimeoutError:
-                raise self._unavailable(f"no answer within {self.deadline:g} s") from None
-            except (rexc.RedisError, OSError) as exc:
-                if not _is_unavailable(exc):
-                    raise
-                raise self._unavailable(self._reason(exc)) from None
+            async with self._bounded():
+                pipe = self.client.pipeline(transaction=False)
+                for script, args, _ in batch:
+                    pipe.evalsha(script.sha, 1, *keys, self.prefix, *args)
+                results = await pipe.execute(raise_on_error=False)
+                for i, result in enumerate(results):
+                    if isinstance(result, rexc.NoScriptError):  # a restarted Redis forgot them
+                        script, args, _ = batch[i]
+                        results[i] = await script(keys=list(keys), args=[self.prefix, *args])
         except BaseException as exc:
             for _, _, answer in batch:
                 if not answer.done():
@@ -660,9 +654,15 @@ class RedisState:
                 answer.set_result(result)
 
     async def _guard(self, call: Any) -> Any:
+        async with self._bounded():
+            return await call
+
+    @contextlib.asynccontextmanager
+    async def _bounded(self) -> AsyncIterator[None]:
+        """Within the deadline, and a lost or unready store as StateUnavailable (no password)."""
         try:
             async with asyncio.timeout(self.deadline):
-                return await call
+                yield
         except TimeoutError:
             raise self._unavailable(f"no answer within {self.deadline:g} s") from None
         except (rexc.RedisError, OSError) as exc:
