@@ -161,6 +161,10 @@ def from_violations(violations: Sequence[Violation]) -> ApiProblem:
     return problem(400, first.kind, first.message, first.field, violations)
 
 
+# Every status whose bare meaning differs (any other 4xx means bad-request, any 5xx internal).
+KNOWN_STATUSES = (*sorted(_DEFAULTS), 418)
+
+
 def default_for(status: int) -> tuple[str, str]:
     """(kind, message) a bare status stands for."""
     if status in _DEFAULTS:

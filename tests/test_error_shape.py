@@ -53,6 +53,17 @@ def test_a_kind_whose_body_breaks_the_error_schema_is_one_line(tmp_path):
                                f"breaks the error schema"), lines[0]
 
 
+def test_a_kind_left_out_is_checked_at_every_status_it_could_answer_with(tmp_path):
+    # Left out, not-found falls back to what its status stands for: at 404 that is not-found again,
+    # which the mapping no longer gives, so a 404 would have had no type and no code.
+    line = next(line for line in SOLVIMON.splitlines() if "not-found: {type: INVALID_REQUEST" in line)
+    overlays = _overlays(tmp_path, SOLVIMON.replace(line + "\n", ""))
+    out, err = io.StringIO(), io.StringIO()
+    assert run(["check", "--overlay", overlays[0], "--overlay", overlays[1]], out, err) == 2
+    lines = err.getvalue().strip().splitlines()
+    assert len(lines) == 1 and "an error of kind not-found breaks the error schema" in lines[0], lines
+
+
 def test_a_parameter_naming_an_unknown_kind_is_one_line(tmp_path):
     text = SOLVIMON.replace("x-mock: {errorKind: unsupported-version}", "x-mock: {errorKind: unsupported-versoin}")
     overlays = _overlays(tmp_path, text)

@@ -26,7 +26,7 @@ from referencing import Registry, Resource
 from referencing.exceptions import Unresolvable
 from referencing.jsonschema import DRAFT202012
 
-from ..errors import INVALID_FIELD, KINDS, PROBLEM_DETAILS, ErrorShape, LoadError, LoadErrors, Violation, line_in, line_of, problem
+from ..errors import INVALID_FIELD, KINDS, KNOWN_STATUSES, PROBLEM_DETAILS, ErrorShape, LoadError, LoadErrors, Violation, line_in, line_of, problem
 from ..generation import faker_has
 from . import conventions
 from .deliveries import compile_deliveries
@@ -150,13 +150,16 @@ def _error_shape(compiler: "_Compiler", spec: Any) -> tuple[dict[str, Any], Erro
         schema = compiler.resolve(spec["schema"], (*where, "schema"))
         shape = ErrorShape(dict(spec["body"]), dict(spec.get("violation") or {}), {k: dict(v) for k, v in kinds.items()})
         validator = compile_validator(schema)
+        # A kind the mapping leaves out takes what its status stands for: every kind is tried at
+        # every status with a meaning of its own, so none becomes a body the schema refuses.
         for kind in sorted({*KINDS, *kinds}):
-            sample = problem(400, kind, "m", "f", (Violation(kind, "f", "m"), Violation(kind, "g", "n")))
-            broken = next(iter(validator.iter_errors(shape.body(sample))), None)
-            if broken is not None:
-                at = (*where, "kinds", kind) if kind in kinds else (*where, "body")
-                reason = broken.message if len(broken.message) <= 200 else broken.message[:200] + " ..."
-                raise compiler.error(at, f"an error of kind {kind} breaks the error schema: {reason}")
+            for status in KNOWN_STATUSES:
+                sample = problem(status, kind, "m", "f", (Violation(kind, "f", "m"), Violation(kind, "g", "n")))
+                broken = next(iter(validator.iter_errors(shape.body(sample))), None)
+                if broken is not None:
+                    at = (*where, "kinds", kind) if kind in kinds else (*where, "body")
+                    reason = broken.message if len(broken.message) <= 200 else broken.message[:200] + " ..."
+                    raise compiler.error(at, f"an error of kind {kind} breaks the error schema: {reason}")
     return schema, shape
 
 
