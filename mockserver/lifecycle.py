@@ -655,13 +655,13 @@ class SharedDeliveries(Deliveries):
             return problem(409, INVALID_OPERATION, "This webhook is not in the penalty box")
         if started == 0:
             return problem(409, INVALID_OPERATION, "The held payload of this webhook is being sent by another request")
-        line = (await self.shared.lines([key]))[0]
-        raw, count = line.get("held"), int(line.get("count") or 0)
-        if raw is None:  # released by another replica just before this one started
-            await self.shared.end_release(key, "", False, 0, "", "")
-            return problem(409, INVALID_OPERATION, "This webhook is not in the penalty box")
-        ok, retry_at, cause = False, line.get("retry_at") or "", line.get("cause") or ""
-        try:
+        raw, count, ok, retry_at, cause = "", 0, False, "", ""
+        try:  # whatever happens from here, the release ends (or it would hold the line for its lease)
+            line = (await self.shared.lines([key]))[0]
+            raw, count = line.get("held") or "", int(line.get("count") or 0)
+            if not raw:  # released by another replica just before this one started
+                return problem(409, INVALID_OPERATION, "This webhook is not in the penalty box")
+            retry_at, cause = line.get("retry_at") or "", line.get("cause") or ""
             outcome = await self._post(stored.body, stored.secrets, _decoded(raw, generation), count + 1, generation)
             ok = outcome.ok
             if not ok and not outcome.refused:

@@ -62,13 +62,18 @@ class Mock:
         self.epoch.advance()
         self.engine.generator.reseed()
         self.deliveries.generator.reseed()
-        if self.shared is not None:  # one step for every owner of every replica; the rest tidies up
+        if self.shared is not None:
+            # One step for every owner of every replica. Clearing the owners after it would clear
+            # the new generation, and with it what other replicas wrote there since: only what
+            # this process holds of its own is dropped.
             await self.shared.reset()
-        # In memory none of these suspends: every step above and here is one atomic step.
-        await self.journal.clear()
-        await self.book.reset()
-        await self.deliveries.reset()
-        await self.engine.store.clear()
+            self.book.drop_runtime()
+            await self.deliveries.reset()
+        else:  # none of these suspends: every step above and here is one atomic step
+            await self.journal.clear()
+            await self.book.reset()
+            await self.deliveries.reset()
+            await self.engine.store.clear()
         self.bus.publish("reset", {"scenario": await self.book.state()}, fresh_start=True)
 
     async def close(self) -> None:

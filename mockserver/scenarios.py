@@ -615,6 +615,7 @@ class ScenarioBook:
         self.ledger: Ledger = ledger if ledger is not None else MemoryLedger()
         self._shared = bool(getattr(self.ledger, "shared", False))
         self._version = 0  # of the shared run-time scenarios compiled here
+        self._compiled: dict[str, tuple[str, Scenario]] = {}  # their documents as compiled here
         # The directories followed (one or several), in the order they were loaded.
         self.directories = directories_of(directory)
         self.contract = contract
@@ -702,10 +703,11 @@ class ScenarioBook:
 
     async def reset(self) -> None:
         """Back to the start-up choice, no bindings, no counters, and no run-time scenarios."""
-        self._drop_runtime()
+        self.drop_runtime()
         await self.ledger.clear()
 
-    def _drop_runtime(self) -> None:
+    def drop_runtime(self) -> None:
+        """Forget the run-time scenarios compiled here (a shared ledger was reset as a whole)."""
         for name in [s.name for s in self.scenarios.values() if s.origin == RUNTIME]:
             del self.scenarios[name]
 
@@ -724,14 +726,19 @@ class ScenarioBook:
             held = self.scenarios.get(name)
             if held is not None and held.origin != RUNTIME:
                 continue  # a file of this replica holds the name: the file is the truth here
+            known = self._compiled.get(name)
+            if known is not None and known[0] == text:  # unchanged (or put here): not compiled again
+                fresh[name] = known[1]
+                continue
             try:
                 doc = jsoncodec.loads(text)
                 fresh[name] = load_scenario_text(jsoncodec.dumps(doc["scenario"]).decode(), doc["source"], checker,
                                                  name=name, origin=RUNTIME, source=doc["source"], as_json=True)
             except (LoadError, ValueError, KeyError, TypeError) as exc:
                 log.warning("shared run-time scenario %s not loaded here: %s", name, exc)
-        self._drop_runtime()
+        self.drop_runtime()
         self.scenarios.update(fresh)
+        self._compiled = {name: (documents[name], scenario) for name, scenario in fresh.items()}
         self._version = version
 
     # -- run-time scenarios
@@ -751,8 +758,9 @@ class ScenarioBook:
         self.scenarios[scenario.name] = scenario
         if self._shared:
             document = {"description": scenario.description, "rules": list(scenario.document)}
-            await self.ledger.put_scenario(scenario.name, jsoncodec.dumps(
-                {"scenario": document, "source": scenario.source}).decode())
+            text = jsoncodec.dumps({"scenario": document, "source": scenario.source}).decode()
+            self._compiled[scenario.name] = (text, scenario)
+            await self.ledger.put_scenario(scenario.name, text)
         if not keep_counts:
             await self.ledger.restart(scenario.name)
         self._changed()

@@ -10,6 +10,7 @@ so that a stop is as graceful as with one process.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import signal
@@ -18,7 +19,7 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Sequence, TextIO
+from typing import Iterator, Sequence, TextIO
 
 from .settings import STATE_VARIABLE
 from .server import url_for
@@ -45,10 +46,14 @@ def reserve(host: str, port: int) -> socket.socket:
 
 
 class _Worker:
-    def __init__(self, index: int, argv: list[str], environment: dict[str, str] | None) -> None:
+    def __init__(self, index: int, argv: list[str], environment: dict[str, str] | None,
+                 seeds: Iterator[int] | None = None) -> None:
         self.index = index
         self.argv = argv
         self.environment = environment
+        # The same seed in two processes would hand out the same ids, so a worker started again
+        # after one died gets one no worker had.
+        self.seeds = seeds
         self.process: subprocess.Popen[str] | None = None
         self.url: str | None = None
         self.ready = threading.Event()
@@ -56,8 +61,10 @@ class _Worker:
     def start(self) -> None:
         self.ready.clear()
         self.url = None
-        self.process = subprocess.Popen([sys.executable, "-m", "mockserver", *self.argv], stdout=subprocess.PIPE,
-                                        stdin=subprocess.DEVNULL, text=True, bufsize=1, env=self.environment)
+        seed = ["--seed", str(next(self.seeds))] if self.seeds is not None else []
+        self.process = subprocess.Popen([sys.executable, "-m", "mockserver", *self.argv, *seed],
+                                        stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, bufsize=1,
+                                        env=self.environment)
         threading.Thread(target=self._read, args=(self.process,), daemon=True).start()
 
     def _read(self, process: subprocess.Popen[str]) -> None:
@@ -89,9 +96,8 @@ def supervise(serve_argv: Sequence[str], host: str, port: int, workers: int, see
     crew = []
     for index in range(workers):
         argv = ["serve", *serve_argv, "--port", str(bound), "--workers", "1", "--reuse-port"]
-        if seed is not None:  # the same seed in two workers would hand out the same ids
-            argv += ["--seed", str(seed + index)]
-        crew.append(_Worker(index, argv, environment))
+        seeds = itertools.count(seed + index, workers) if seed is not None else None
+        crew.append(_Worker(index, argv, environment, seeds))
     stopping = threading.Event()
 
     def stop(signum: int, _frame: object) -> None:
