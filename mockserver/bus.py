@@ -20,7 +20,7 @@ import asyncio
 import json
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Callable
+from typing import Any, Callable
 
 from . import jsoncodec
 
@@ -114,16 +114,6 @@ class Subscription:
         event = self._items.popleft()
         self._bytes -= len(event.frame)
         return event
-
-    def __aiter__(self) -> AsyncIterator[Event]:
-        return self._iterate()
-
-    async def _iterate(self) -> AsyncIterator[Event]:
-        while True:
-            event = await self.get()
-            if event is None:
-                return
-            yield event
 
 
 class Bus:

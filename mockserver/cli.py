@@ -27,13 +27,8 @@ from .mock import contract_for, scenario_directories
 from .settings import DEFAULT_QUEUE_LIMIT, STATE_VARIABLE, Settings
 from .errors import LoadError, LoadErrors
 from .journal import DEFAULT_LIMIT
-from .scenarios import UnknownScenario, bundled_scenarios_dir, load_scenarios
+from .scenarios import UnknownScenario, load_scenarios
 from .server import new_event_loop, serve_until_signal
-
-
-def default_scenarios_dir() -> Path | None:
-    """The bundled scenario library, next to the bundled spec."""
-    return bundled_scenarios_dir()
 
 
 def _parser() -> argparse.ArgumentParser:

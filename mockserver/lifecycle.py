@@ -529,10 +529,8 @@ class SharedDeliveries(Deliveries):
     LEASE_MS = 3_000
     SWEEP_S = 0.5
 
-    def __init__(self, engine: Engine, lines: Any, timeout_s: float = 10.0, fast_retries: bool = False,
-                 allowed_hosts: Iterable[str] = (), limit: int = 10_000, environment: str = "mock",
-                 queue_limit: int = DEFAULT_QUEUE_LIMIT) -> None:
-        super().__init__(engine, timeout_s, fast_retries, allowed_hosts, limit, environment, queue_limit)
+    def __init__(self, engine: Engine, lines: Any, **options: Any) -> None:
+        super().__init__(engine, **options)
         self.shared = lines
         self.working: dict[bytes, asyncio.Task[None]] = {}
         self._ending: set[asyncio.Task[None]] = set()

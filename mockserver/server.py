@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import inspect
-import ipaddress
 import logging
 import signal
 import threading
@@ -20,7 +19,7 @@ from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_server import Server
 
 from .errors import problem
-from .http import MOCK, to_http
+from .http import MOCK, loopback_host, to_http
 from .mock import Mock
 
 T = TypeVar("T")
@@ -92,7 +91,7 @@ async def start_site(app: web.Application, host: str, port: int, shutdown_grace:
     if host in _ALL_INTERFACES:
         log.warning("listening on all interfaces (%s): anyone who can reach this machine can use the mock", host or "*")
     mock = app.get(MOCK)
-    if mock is not None and not mock.settings.admin_token and not _loopback(host):
+    if mock is not None and not mock.settings.admin_token and not loopback_host(host):
         log.warning("the admin routes (/__mock/: reset, scenarios, events) answer anyone who can reach %s; "
                     "give --admin-token TOKEN to require it", host or "*")
     runner = MockRunner(app, access_log=None, handle_signals=False, shutdown_timeout=shutdown_grace,
@@ -102,16 +101,6 @@ async def start_site(app: web.Application, host: str, port: int, shutdown_grace:
     await site.start()
     bound = runner.addresses[0][1] if runner.addresses else port
     return runner, bound
-
-
-def _loopback(host: str) -> bool:
-    name = host.strip("[]").lower()
-    if name == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
 
 
 def url_for(host: str, port: int) -> str:

@@ -138,7 +138,7 @@ def connect(url: str, *, connect_timeout: float = CONNECT_TIMEOUT, socket_timeou
             max_connections=max_connections,
             timeout=DEADLINE,
             socket_connect_timeout=connect_timeout,
-            socket_timeout=None if socket_timeout is None else socket_timeout,
+            socket_timeout=socket_timeout,
             retry=Retry(ExponentialBackoff(cap=0.25, base=0.05), retries),
             retry_on_error=[rexc.ConnectionError, rexc.TimeoutError],
             # A header value the mock read with surrogateescape goes back to its own bytes.
@@ -313,7 +313,6 @@ redis.call('DEL', B .. 'order', B .. 'tenants', B .. 'tcount', B .. 'dropped')
 return 0
 """,
     "tenants": "return redis.call('ZCARD', B .. 'tenants')",
-    "dropped": "return tonumber(redis.call('GET', B .. 'dropped') or '0')",
     # ARGV: P, limit, entry
     "append": """
 local key = B .. 'journal'
@@ -551,8 +550,7 @@ class RedisState:
         self.where = redacted(url)
         self.prefix = prefix + ":"
         self.deadline = deadline
-        self._hidden = _password(url)
-        self.passwords = tuple(self._hidden)  # for whoever scrubs logs and answers
+        self.passwords = tuple(_password(url))  # kept out of messages here; scrubbed from logs by the mock
         self._gen = self.prefix + "gen"
         self._scripts = {name: client.register_script(_PREAMBLE + body) for name, body in _SCRIPTS.items()}
         self._waiting: list[tuple[Any, tuple[Any, ...], asyncio.Future[Any]]] = []
@@ -672,7 +670,7 @@ class RedisState:
 
     def _reason(self, exc: BaseException) -> str:
         text = str(exc) or type(exc).__name__
-        for secret in self._hidden:
+        for secret in self.passwords:
             text = text.replace(secret, "[redacted]")
         return text
 
@@ -686,7 +684,7 @@ class RedisStore:
     oldest evicted), tenants vanish when empty, ``on_forget`` told of deletes and evictions.
 
     The listeners are this replica's: they hear of what this replica deleted or evicted.
-    ``dropped`` is the count as this replica last saw it; :meth:`dropped_now` reads it.
+    ``dropped`` is the count as this replica last saw it.
     """
 
     def __init__(self, state: RedisState, limit: int = 10_000) -> None:
@@ -749,10 +747,6 @@ class RedisStore:
     async def tenants(self) -> int:
         """How many tenants hold anything (async here: it asks the server)."""
         return int(await self.state.run("tenants"))
-
-    async def dropped_now(self) -> int:
-        self.dropped = int(await self.state.run("dropped"))
-        return self.dropped
 
     def _forgot(self, tenant: str, collection: str, key: str) -> None:
         for callback in self._listeners:
