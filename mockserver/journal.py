@@ -100,7 +100,7 @@ class SharedEntries(Protocol):
 
     async def length(self) -> int: ...
 
-    async def clear(self) -> None: ...
+    async def clear(self) -> int: ...
 
 
 class Journal:
@@ -190,9 +190,7 @@ class Journal:
         """Forget the entries (returns how many there were); the known secrets stay, or a value
         learnt before could show after."""
         if self.shared is not None:
-            cleared = await self.shared.length()
-            await self.shared.clear()
-            return cleared
+            return await self.shared.clear()
         cleared = len(self.entries)
         self.entries.clear()
         self.dropped = 0

@@ -326,7 +326,11 @@ return trimmed
 return {tonumber(redis.call('GET', B .. 'jdropped') or '0'), redis.call('XRANGE', B .. 'journal', '-', '+')}
 """,
     "journal_length": "return redis.call('XLEN', B .. 'journal')",
-    "clear_journal": "redis.call('DEL', B .. 'journal', B .. 'jdropped') return 0",
+    "clear_journal": """
+local cleared = redis.call('XLEN', B .. 'journal')
+redis.call('DEL', B .. 'journal', B .. 'jdropped')
+return cleared
+""",
     # ARGV: P, counter field, times (-1: no limit), answers field
     "take": """
 local key = B .. 'times'
@@ -779,8 +783,9 @@ class RedisJournal:
     async def length(self) -> int:
         return int(await self.state.run("journal_length"))
 
-    async def clear(self) -> None:
-        await self.state.run("clear_journal")
+    async def clear(self) -> int:
+        """Forget every entry; returns how many there were (counted in the same step)."""
+        return int(await self.state.run("clear_journal"))
 
 
 def _entry(fields: Sequence[bytes]) -> bytes:
